@@ -1,0 +1,49 @@
+# The README's two commands are `make run` and `make test`; both must work on a
+# fresh machine that has only Go, the Go module proxy and apt.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+export GOBIN := $(BIN)
+
+.PHONY: run test unit generate generate-check vet lint distribution e2e bench clean
+
+## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
+run: distribution
+	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml
+
+## test: generated code is fresh, vet, unit tests with -race, then the end-to-end proof
+test: generate-check vet unit e2e
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+# mdatagen names the package of its generated tests after the directory it
+# runs in, so it runs in a symlink named like the package, wherever the
+# checkout lives.
+generate:
+	@tmp=$$(mktemp -d) && ln -s "$(CURDIR)" "$$tmp/leaderreceivercreator" && \
+	  (cd "$$tmp/leaderreceivercreator" && $(GO) generate ./...); rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+generate-check: generate
+	@test -z "$$(git status --porcelain -- internal/metadata documentation.md 'generated_*.go')" || \
+	  (git status --short -- internal/metadata documentation.md 'generated_*.go'; \
+	   echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
+
+lint:
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.5.0 run ./...
+
+## distribution: build bin/otelcol-leader with ocb
+distribution:
+	hack/build-distribution.sh
+
+e2e: distribution
+	cd e2e && $(GO) test -count=1 -timeout 40m ./... -args -collector=$(BIN)/otelcol-leader
+
+bench: distribution
+	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,207 @@
+package leaderreceivercreator
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pipeline"
+	"go.opentelemetry.io/collector/pipeline/xpipeline"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
+)
+
+// AuthType says how the receiver authenticates to the Kubernetes API.
+type AuthType string
+
+const (
+	// AuthTypeServiceAccount uses the pod's service account (in-cluster config).
+	AuthTypeServiceAccount AuthType = "serviceAccount"
+	// AuthTypeKubeConfig uses a kubeconfig file: $KUBECONFIG, else ~/.kube/config.
+	AuthTypeKubeConfig AuthType = "kubeConfig"
+	// AuthTypeNone talks to the in-cluster API address without credentials.
+	AuthTypeNone AuthType = "none"
+)
+
+// serviceAccountNamespaceFile is where Kubernetes mounts the pod's namespace.
+var serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Config is the configuration of one leader_receiver_creator block. Each
+// block campaigns for its own Lease.
+type Config struct {
+	// AuthType is how the Lease is read and written: serviceAccount (default),
+	// kubeConfig or none. Sub-receivers have their own auth_type.
+	AuthType AuthType `mapstructure:"auth_type"`
+	// Context is the kubeconfig context to use with auth_type kubeConfig;
+	// the current context when empty.
+	Context string `mapstructure:"context"`
+	// LeaderElection configures the Lease and its timings.
+	LeaderElection LeaderElectionConfig `mapstructure:"leader_election"`
+	// Receivers maps sub-receiver IDs (type[/name]) to their configuration.
+	// All of them run on the leader only, started and stopped together.
+	Receivers map[string]map[string]any `mapstructure:"receivers"`
+	// Signals optionally restricts the signals a sub-receiver is created for.
+	// By default a sub-receiver is created for every signal its factory
+	// supports and this block has a pipeline for.
+	Signals map[string][]string `mapstructure:"signals"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// LeaderElectionConfig configures the Lease.
+type LeaderElectionConfig struct {
+	// LeaseName is the name of the Lease object. Required.
+	LeaseName string `mapstructure:"lease_name"`
+	// LeaseNamespace is the namespace of the Lease; the pod's namespace
+	// (POD_NAMESPACE, else the service account's namespace file) when empty.
+	LeaseNamespace string `mapstructure:"lease_namespace"`
+	// Identity is this replica's name in the Lease; POD_NAME (else the host
+	// name) plus a random suffix when empty, so that no two replicas or blocks
+	// ever share one.
+	Identity string `mapstructure:"identity"`
+	// LeaseDuration is how long standbys wait after the last renewal they saw
+	// before they take the Lease over. A whole number of seconds.
+	LeaseDuration time.Duration `mapstructure:"lease_duration"`
+	// RenewDeadline is how long the leader keeps trying to renew before it
+	// stops its group. Must be less than lease_duration.
+	RenewDeadline time.Duration `mapstructure:"renew_deadline"`
+	// RetryPeriod is the pause between two attempts to take or renew the Lease.
+	RetryPeriod time.Duration `mapstructure:"retry_period"`
+	// ReleaseOnShutdown hands the Lease over as soon as the group has stopped
+	// on a graceful shutdown, instead of letting it expire.
+	ReleaseOnShutdown bool `mapstructure:"release_on_shutdown"`
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		AuthType: AuthTypeServiceAccount,
+		LeaderElection: LeaderElectionConfig{
+			LeaseDuration:     15 * time.Second,
+			RenewDeadline:     10 * time.Second,
+			RetryPeriod:       2 * time.Second,
+			ReleaseOnShutdown: true,
+		},
+	}
+}
+
+var signalsByName = map[string]pipeline.Signal{
+	"metrics":  pipeline.SignalMetrics,
+	"logs":     pipeline.SignalLogs,
+	"traces":   pipeline.SignalTraces,
+	"profiles": xpipeline.SignalProfiles,
+}
+
+// Validate checks this block's own fields. Each sub-receiver's configuration
+// is checked against its factory when the collector starts (see Start).
+func (cfg *Config) Validate() error {
+	var errs []error
+	switch cfg.AuthType {
+	case AuthTypeServiceAccount, AuthTypeKubeConfig, AuthTypeNone:
+	default:
+		errs = append(errs, fmt.Errorf("auth_type must be one of %s, %s, %s; got %q",
+			AuthTypeServiceAccount, AuthTypeKubeConfig, AuthTypeNone, cfg.AuthType))
+	}
+	if cfg.Context != "" && cfg.AuthType != AuthTypeKubeConfig {
+		errs = append(errs, fmt.Errorf("context is only used with auth_type %s", AuthTypeKubeConfig))
+	}
+	errs = append(errs, cfg.LeaderElection.validate()...)
+	errs = append(errs, cfg.validateReceivers()...)
+	return errors.Join(errs...)
+}
+
+func (le *LeaderElectionConfig) validate() []error {
+	var errs []error
+	if le.LeaseName == "" {
+		errs = append(errs, errors.New("leader_election.lease_name is required"))
+	} else if msgs := validation.IsDNS1123Subdomain(le.LeaseName); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("leader_election.lease_name %q is not a valid Lease name: %s", le.LeaseName, strings.Join(msgs, "; ")))
+	}
+	if le.LeaseNamespace != "" {
+		if msgs := validation.IsDNS1123Label(le.LeaseNamespace); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("leader_election.lease_namespace %q is not a valid namespace: %s", le.LeaseNamespace, strings.Join(msgs, "; ")))
+		}
+	} else if _, err := podNamespace(); err != nil {
+		errs = append(errs, fmt.Errorf("leader_election.lease_namespace: %w", err))
+	}
+	if err := elector.ValidateTimings(le.LeaseDuration, le.RenewDeadline, le.RetryPeriod); err != nil {
+		errs = append(errs, fmt.Errorf("leader_election.%w", err))
+	}
+	return errs
+}
+
+func (cfg *Config) validateReceivers() []error {
+	var errs []error
+	if len(cfg.Receivers) == 0 {
+		errs = append(errs, errors.New("receivers must name at least one sub-receiver"))
+	}
+	for _, key := range slices.Sorted(maps.Keys(cfg.Receivers)) {
+		id, err := parseID(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("receivers: %w", err))
+			continue
+		}
+		if id.Type() == metadata.Type {
+			errs = append(errs, fmt.Errorf("receivers: %q cannot run inside %s", key, metadata.Type))
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(cfg.Signals)) {
+		if _, ok := cfg.Receivers[key]; !ok {
+			errs = append(errs, fmt.Errorf("signals: %q is not one of receivers", key))
+		}
+		names := cfg.Signals[key]
+		if len(names) == 0 {
+			errs = append(errs, fmt.Errorf("signals::%s must list at least one signal", key))
+		}
+		for _, name := range names {
+			if _, ok := signalsByName[name]; !ok {
+				errs = append(errs, fmt.Errorf("signals::%s: unknown signal %q (use metrics, logs, traces or profiles)", key, name))
+			}
+		}
+	}
+	return errs
+}
+
+// parseID parses a sub-receiver key such as "k8s_cluster" or "k8s_events/ns".
+func parseID(key string) (component.ID, error) {
+	var id component.ID
+	if err := id.UnmarshalText([]byte(key)); err != nil {
+		return id, fmt.Errorf("%q is not a valid component ID: %w", key, err)
+	}
+	return id, nil
+}
+
+// signalsFor returns the signals the user restricted id to, or nil.
+func (cfg *Config) signalsFor(key string) []pipeline.Signal {
+	var out []pipeline.Signal
+	for _, name := range cfg.Signals[key] {
+		out = append(out, signalsByName[name])
+	}
+	return out
+}
+
+// leaseNamespace is lease_namespace or, when empty, the pod's namespace.
+func (le *LeaderElectionConfig) leaseNamespace() (string, error) {
+	if le.LeaseNamespace != "" {
+		return le.LeaseNamespace, nil
+	}
+	return podNamespace()
+}
+
+func podNamespace() (string, error) {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns, nil
+	}
+	b, err := os.ReadFile(serviceAccountNamespaceFile)
+	if err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", errors.New("not set, and neither POD_NAMESPACE nor " + serviceAccountNamespaceFile + " gives the pod's namespace")
+}
