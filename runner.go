@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 
@@ -38,6 +39,7 @@ type runner struct {
 	consumers  consumers
 	telemetry  *metadata.TelemetryBuilder
 	clock      clock.Clock
+	newClient  func(*Config) (kubernetes.Interface, error)
 	onShutdown func() // forgets this runner in the factory's map
 
 	startOnce sync.Once
@@ -67,7 +69,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, clock: clock.RealClock{}, onShutdown: func() {},
+		telemetry: tb, clock: clock.RealClock{}, newClient: newKubeClient, onShutdown: func() {},
 	}, nil
 }
 
@@ -89,7 +91,7 @@ func (r *runner) start(host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("leader_election.lease_namespace: %w", err)
 	}
-	client, err := newKubeClient(r.cfg)
+	client, err := r.newClient(r.cfg)
 	if err != nil {
 		return err
 	}

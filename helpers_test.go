@@ -1,0 +1,362 @@
+package leaderreceivercreator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
+)
+
+// journal records, in one order, what the groups and the Lease did, so a
+// test can tell whether two groups ever ran at once and whether a group had
+// stopped before the Lease changed hands.
+type journal struct {
+	mu      sync.Mutex
+	entries []string // "start A", "stop A", "lease A", "lease " (released)
+	running map[string]int // sub-receivers running, by replica
+	overlap int // the most groups ever running at once
+}
+
+func newJournal() *journal { return &journal{running: map[string]int{}} }
+
+func (j *journal) add(e string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries = append(j.entries, e)
+}
+
+func (j *journal) started(replica, id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries = append(j.entries, "start "+replica+"/"+id)
+	j.running[replica]++
+	n := 0
+	for _, c := range j.running {
+		if c > 0 {
+			n++
+		}
+	}
+	j.overlap = max(j.overlap, n)
+}
+
+func (j *journal) stopped(replica, id string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries = append(j.entries, "stop "+replica+"/"+id)
+	j.running[replica]--
+}
+
+func (j *journal) maxOverlap() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.overlap
+}
+
+func (j *journal) runningCount(replica string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.running[replica]
+}
+
+func (j *journal) list() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.entries...)
+}
+
+// index is the position of the first entry e at or after from, or -1.
+func (j *journal) index(e string, from int) int {
+	for i, x := range j.list()[from:] {
+		if x == e {
+			return from + i
+		}
+	}
+	return -1
+}
+
+// cluster is a fake API server shared by several replicas. Like a real one,
+// it rejects a Lease update whose resourceVersion is stale, and it journals
+// every change of holder.
+type cluster struct {
+	tracker k8stesting.ObjectTracker
+	journal *journal
+	mu      sync.Mutex // serialises applying a change and journaling it
+}
+
+func newCluster(j *journal) *cluster {
+	return &cluster{tracker: fake.NewClientset().Tracker(), journal: j}
+}
+
+// client returns a clientset for one replica; while fail is set, every call
+// it makes fails as if the API server were unreachable.
+func (c *cluster) client(fail *atomic.Bool) *fake.Clientset {
+	cs := &fake.Clientset{}
+	cs.AddReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if fail != nil && fail.Load() {
+			return true, nil, errors.New("connection refused (injected)")
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.checkVersion(a); err != nil {
+			return true, nil, err
+		}
+		handled, obj, err := k8stesting.ObjectReaction(c.tracker)(a)
+		if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" {
+			holder := ""
+			if l.Spec.HolderIdentity != nil {
+				holder = *l.Spec.HolderIdentity
+			}
+			c.journal.add("lease " + holder)
+		}
+		return handled, obj, err
+	})
+	return cs
+}
+
+// checkVersion gives a Lease update the optimistic concurrency of a real API
+// server, and stamps a new resourceVersion on every create and update.
+func (c *cluster) checkVersion(a k8stesting.Action) error {
+	write, ok := a.(interface{ GetObject() runtime.Object })
+	if !ok || a.GetResource().Resource != "leases" {
+		return nil
+	}
+	l := write.GetObject().(*coordinationv1.Lease)
+	if a.GetVerb() == "update" {
+		cur, err := c.tracker.Get(a.GetResource(), l.Namespace, l.Name)
+		if err != nil {
+			return err
+		}
+		if cur.(*coordinationv1.Lease).ResourceVersion != l.ResourceVersion {
+			return apierrors.NewConflict(a.GetResource().GroupResource(), l.Name, errors.New("the object has been modified"))
+		}
+	}
+	rv, _ := strconv.Atoi(l.ResourceVersion)
+	l.ResourceVersion = strconv.Itoa(rv + 1)
+	return nil
+}
+
+func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {
+	obj, err := c.tracker.Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), "ns", "lease")
+	require.NoError(t, err)
+	return obj.(*coordinationv1.Lease)
+}
+
+func (c *cluster) holder(t *testing.T) string {
+	l := c.lease(t)
+	if l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// testType is the type of the test sub-receiver.
+var testType = component.MustNewType("testrcv")
+
+// testConfig is the test sub-receiver's configuration.
+type testConfig struct {
+	// Value is emitted as a gauge when the receiver starts.
+	Value int `mapstructure:"value"`
+}
+
+func (c *testConfig) Validate() error {
+	if c.Value < 0 {
+		return errors.New("value must not be negative")
+	}
+	return nil
+}
+
+// behaviour makes a replica's test sub-receivers fail or hang on demand.
+type behaviour struct {
+	replica   string
+	journal   *journal
+	startErr  atomic.Pointer[error]
+	hang      chan struct{} // when set, Shutdown blocks until it is closed
+	instances atomic.Int64 // created so far
+}
+
+// testFactory is a receiver factory for metrics and logs whose receivers
+// journal their start and stop and emit one metric on start.
+func testFactory(typ component.Type, b *behaviour) receiver.Factory {
+	create := func(set receiver.Settings, cfg component.Config, next consumer.Metrics) *testReceiver {
+		b.instances.Add(1)
+		return &testReceiver{b: b, id: set.ID, cfg: cfg.(*testConfig), next: next}
+	}
+	return receiver.NewFactory(typ,
+		func() component.Config { return &testConfig{Value: 1} },
+		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+			return create(set, cfg, next), nil
+		}, component.StabilityLevelAlpha),
+		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, _ consumer.Logs) (receiver.Logs, error) {
+			return create(set, cfg, nil), nil
+		}, component.StabilityLevelAlpha),
+	)
+}
+
+type testReceiver struct {
+	b       *behaviour
+	id      component.ID
+	cfg     *testConfig
+	next    consumer.Metrics
+	started bool
+}
+
+func (r *testReceiver) Start(ctx context.Context, _ component.Host) error {
+	if errp := r.b.startErr.Load(); errp != nil {
+		return *errp
+	}
+	r.started = true
+	r.b.journal.started(r.b.replica, r.id.String())
+	if r.next != nil {
+		md := pmetric.NewMetrics()
+		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName(r.id.String())
+		m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(int64(r.cfg.Value))
+		return r.next.ConsumeMetrics(ctx, md)
+	}
+	return nil
+}
+
+func (r *testReceiver) Shutdown(context.Context) error {
+	if r.b.hang != nil {
+		<-r.b.hang
+	}
+	if r.started {
+		r.b.journal.stopped(r.b.replica, r.id.String())
+	}
+	return nil
+}
+
+// testHost provides the test factories and records status reports.
+type testHost struct {
+	factories map[component.Type]receiver.Factory
+	mu        sync.Mutex
+	statuses  []*componentstatus.Event
+}
+
+func (h *testHost) GetExtensions() map[component.ID]component.Component { return nil }
+
+func (h *testHost) GetFactory(kind component.Kind, typ component.Type) component.Factory {
+	if kind != component.KindReceiver {
+		return nil
+	}
+	if f, ok := h.factories[typ]; ok {
+		return f
+	}
+	return nil
+}
+
+func (h *testHost) Report(ev *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.statuses = append(h.statuses, ev)
+}
+
+func (h *testHost) lastStatus() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.statuses) == 0 {
+		return nil
+	}
+	return h.statuses[len(h.statuses)-1]
+}
+
+// replica is one collector's leader_receiver_creator on the fake cluster.
+type replica struct {
+	name    string
+	r       *runner
+	host    *testHost
+	b       *behaviour
+	fail    atomic.Bool // cut this replica off the API server
+	logs    *observer.ObservedLogs
+	metrics *consumertest.MetricsSink
+}
+
+// testConfigFor is a block with one test sub-receiver per given key.
+func testConfigFor(keys ...string) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.LeaderElection.LeaseName = "lease"
+	cfg.LeaderElection.LeaseNamespace = "ns"
+	cfg.Receivers = map[string]map[string]any{}
+	for _, k := range keys {
+		cfg.Receivers[k] = map[string]any{"value": 7}
+	}
+	return cfg
+}
+
+func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
+	t.Helper()
+	core, logs := observer.New(zap.DebugLevel)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewID(metadata.Type)
+	set.Logger = zap.New(core)
+	rp := &replica{name: name, logs: logs, metrics: new(consumertest.MetricsSink)}
+	rp.b = &behaviour{replica: name, journal: c.journal}
+	rp.host = &testHost{factories: map[component.Type]receiver.Factory{testType: testFactory(testType, rp.b)}}
+	r, err := newRunner(cfg, set, name)
+	require.NoError(t, err)
+	client := c.client(&rp.fail)
+	r.newClient = func(*Config) (kubernetes.Interface, error) { return client, nil }
+	r.consumers.metrics = rp.metrics
+	r.consumers.logs = consumertest.NewNop()
+	rp.r = r
+	t.Cleanup(func() {
+		if rp.b.hang != nil {
+			select {
+			case <-rp.b.hang:
+			default:
+				close(rp.b.hang)
+			}
+		}
+		_ = r.Shutdown(context.Background())
+	})
+	return rp
+}
+
+func (rp *replica) start(t *testing.T) {
+	t.Helper()
+	require.NoError(t, rp.r.Start(context.Background(), rp.host))
+}
+
+// leading reports whether this replica's test sub-receivers are running.
+func (rp *replica) leading() bool {
+	return rp.b.journal.runningCount(rp.name) > 0
+}
+
+func (rp *replica) logCount(msg string) int {
+	return rp.logs.FilterMessage(msg).Len()
+}
+
+// waitFor advances the bubble's fake clock in small steps until cond holds,
+// or fails after limit of fake time.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", limit, fmt.Sprintf(what, args...))
+		}
+		time.Sleep(100 * time.Millisecond) // fake time inside a synctest bubble
+	}
+}

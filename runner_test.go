@@ -1,0 +1,396 @@
+package leaderreceivercreator
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/receiver"
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
+)
+
+// Every test here runs in a synctest bubble: the timings are the defaults
+// (15s / 10s / 2s), and time only passes when every goroutine waits.
+
+func TestTwoReplicasRunExactlyOneGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a, b := newReplica(t, c, "a", testConfigFor("testrcv")), newReplica(t, c, "b", testConfigFor("testrcv"))
+		a.start(t)
+		b.start(t)
+		waitFor(t, time.Minute, func() bool { return a.leading() || b.leading() }, "no replica leads")
+		time.Sleep(2 * time.Minute) // fake time: many renewals and retries
+		synctest.Wait()
+
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		leader, standby := a, b
+		if b.leading() {
+			leader, standby = b, a
+		}
+		assert.Equal(t, leader.name, c.holder(t))
+		assert.Len(t, leader.metrics.AllMetrics(), 1, "the leader's sub-receiver emits")
+		assert.Empty(t, standby.metrics.AllMetrics(), "a standby emits nothing")
+		assert.Equal(t, 1, leader.logCount("leader group started"))
+		assert.Zero(t, standby.logCount("leader group started"))
+
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		require.NoError(t, b.r.Shutdown(context.Background()))
+	})
+}
+
+func TestLeaderShutdownHandsOverAfterGroupStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait()
+
+		from := len(j.list())
+		shutdownAt := time.Now()
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		assert.False(t, a.leading(), "Shutdown returned before the group stopped")
+		waitFor(t, time.Minute, b.leading, "b did not take over")
+		handover := time.Since(shutdownAt)
+
+		// The old group stopped, then the Lease was released, then b took it
+		// and only then started its group.
+		stopA := j.index("stop a/testrcv/leader_receiver_creator", from)
+		released := j.index("lease ", from)
+		leaseB := j.index("lease b", from)
+		startB := j.index("start b/testrcv/leader_receiver_creator", from)
+		require.True(t, stopA >= 0 && released >= 0 && leaseB >= 0 && startB >= 0, "journal: %v", j.list())
+		assert.Less(t, stopA, released)
+		assert.Less(t, released, leaseB)
+		assert.Less(t, leaseB, startB)
+		assert.Equal(t, 1, j.maxOverlap())
+		// Released, so b need not wait for the Lease to expire: it takes it
+		// on its next retry (at most retry_period * (1 + jitter)).
+		assert.LessOrEqual(t, handover, time.Duration(2.2*float64(2*time.Second)))
+		assert.Equal(t, 1, a.logCount("lease released"))
+		stopped := a.logs.FilterMessage("leader group stopped").All()
+		require.Len(t, stopped, 1)
+		assert.Equal(t, "shutdown", stopped[0].ContextMap()["reason"])
+
+		require.NoError(t, b.r.Shutdown(context.Background()))
+	})
+}
+
+func TestRenewFailureStopsGroupAndCampaignsAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a, b := newReplica(t, c, "a", testConfigFor("testrcv")), newReplica(t, c, "b", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b.start(t)
+
+		for round := range 3 {
+			leader, standby := a, b
+			if round%2 == 1 {
+				leader, standby = b, a
+			}
+			leader.fail.Store(true) // the leader loses the API server
+			lostAt := time.Now()
+			waitFor(t, time.Minute, func() bool { return !leader.leading() }, "round %d: %s kept its group", round, leader.name)
+			// It gave up within renew_deadline (plus one retry period).
+			assert.LessOrEqual(t, time.Since(lostAt), 12*time.Second)
+			waitFor(t, time.Minute, standby.leading, "round %d: %s did not take over", round, standby.name)
+			leader.fail.Store(false) // it comes back as a standby
+			time.Sleep(30 * time.Second)
+			synctest.Wait()
+			assert.False(t, leader.leading(), "round %d: %s leads again while %s holds the Lease", round, leader.name, standby.name)
+		}
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		// a lost, b lost, a lost: each came back and won again after the other lost.
+		assert.Equal(t, 2, a.logCount("leadership lost"))
+		assert.Equal(t, 1, b.logCount("leadership lost"))
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status(), "a recovered")
+
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		require.NoError(t, b.r.Shutdown(context.Background()))
+	})
+}
+
+func TestLostAPIAccessIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.fail.Store(true)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool {
+			ev := a.host.lastStatus()
+			return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
+		}, "no RecoverableError while the API server is unreachable")
+		assert.ErrorContains(t, a.host.lastStatus().Err(), "injected")
+		assert.False(t, a.leading())
+
+		a.fail.Store(false)
+		waitFor(t, time.Minute, a.leading, "a does not lead once the API server is back")
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+func TestGroupStartFailureRollsBackAndGivesTheLeaseAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		// a runs two sub-receivers; the second one fails to start on a only.
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		bad := &behaviour{replica: "a", journal: j}
+		errStart := errors.New("port 4317 is taken")
+		bad.startErr.Store(&errStart)
+		a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), bad)
+		tel := componenttest.NewTelemetry()
+		defer func() { require.NoError(t, tel.Shutdown(context.Background())) }()
+		a.r.set.TelemetrySettings = tel.NewTelemetrySettings()
+		a.r.telemetry = mustTelemetry(t, a.r.set)
+		a.start(t)
+
+		waitFor(t, time.Minute, func() bool { return a.logCount("lease released") > 0 }, "a did not give the Lease back")
+		// All or nothing: testrcv (one instance per signal) had started and
+		// was shut down before the Lease was given back.
+		start, stop := "start a/testrcv/leader_receiver_creator", "stop a/testrcv/leader_receiver_creator"
+		assert.Equal(t, []string{"lease a", start, start, stop, stop, "lease "}, j.list())
+		assert.Empty(t, c.holder(t))
+		ev := a.host.lastStatus()
+		require.NotNil(t, ev)
+		assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+		assert.ErrorContains(t, ev.Err(), "receivers::zother: start: port 4317 is taken")
+
+		// A healthy replica takes the free Lease while a backs off.
+		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
+		b.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), b.b)
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b did not take the Lease a gave back")
+		assert.Equal(t, "b", c.holder(t))
+		assert.Equal(t, 1, j.maxOverlap())
+
+		failures, err := tel.GetMetric("otelcol_leader_group_start_failures")
+		require.NoError(t, err)
+		assert.NotEmpty(t, failures.Data)
+
+		require.NoError(t, b.r.Shutdown(context.Background()))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+func TestFailedStartsBackOffExponentially(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		errStart := errors.New("boom")
+		a.b.startErr.Store(&errStart)
+		a.start(t)
+		var acquired []time.Time
+		waitFor(t, 10*time.Minute, func() bool {
+			if n := a.logCount("leadership acquired"); n > len(acquired) {
+				acquired = append(acquired, time.Now())
+			}
+			return len(acquired) == 6
+		}, "a stopped retrying")
+		for i := 2; i < len(acquired); i++ {
+			assert.Greater(t, acquired[i].Sub(acquired[i-1]), acquired[i-1].Sub(acquired[i-2]), "pauses grow: %v", acquired)
+		}
+		// Once the cause goes away, the group starts and the backoff resets.
+		a.b.startErr.Store(nil)
+		waitFor(t, 5*time.Minute, a.leading, "a does not lead once its sub-receiver can start")
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+func TestHangingSubReceiverShutdownIsBoundedAndKeepsTheLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.hang = make(chan struct{})
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+
+		begin := time.Now()
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		// Bounded by lease_duration - renew_deadline.
+		assert.Equal(t, 5*time.Second, time.Since(begin))
+		assert.Equal(t, "a", c.holder(t), "the Lease must not be released while a sub-receiver may still run")
+		assert.Equal(t, 1, a.logCount("lease not released because the group did not stop; it expires after lease_duration"))
+		stopped := a.logs.FilterMessage("leader group stopped with errors").All()
+		require.Len(t, stopped, 1)
+		assert.Contains(t, stopped[0].ContextMap()["error"], "sub-receivers testrcv did not stop in time")
+		assert.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+
+		// A standby takes over once the Lease expires.
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b did not take over the expired Lease")
+		close(a.b.hang)
+		require.NoError(t, b.r.Shutdown(context.Background()))
+	})
+}
+
+func TestShutdownWithoutStartAndTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		assert.ErrorIs(t, a.r.Start(context.Background(), a.host), errShutDown, "no campaign after Shutdown")
+
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b does not lead")
+		require.NoError(t, b.r.Shutdown(context.Background()))
+		require.NoError(t, b.r.Shutdown(context.Background()))
+		assert.Equal(t, 1, b.logCount("leader group stopped"))
+		assert.Equal(t, 1, b.logCount("lease released"))
+	})
+}
+
+func TestShutdownWhileStandingByReleasesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a, b := newReplica(t, c, "a", testConfigFor("testrcv")), newReplica(t, c, "b", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b.start(t)
+		time.Sleep(10 * time.Second)
+		require.NoError(t, b.r.Shutdown(context.Background()))
+		assert.Zero(t, b.logCount("leader group stopped"))
+		assert.Equal(t, "a", c.holder(t))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+func TestReleaseOnShutdownFalseLetsTheLeaseExpire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		cfg := testConfigFor("testrcv")
+		cfg.LeaderElection.ReleaseOnShutdown = false
+		a := newReplica(t, c, "a", cfg)
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		assert.Equal(t, "a", c.holder(t))
+		assert.Equal(t, 1, a.logCount("lease left to expire"))
+	})
+}
+
+func TestReleaseNeverClobbersANewerHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// Someone overwrites the holder by hand; a finds out on its next renewal.
+		l := c.lease(t)
+		intruder := "intruder"
+		l.Spec.HolderIdentity = &intruder
+		require.NoError(t, c.tracker.Update(leasesGVR, l, "ns"))
+		waitFor(t, time.Minute, func() bool { return !a.leading() }, "a kept its group although the Lease names another holder")
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		assert.Equal(t, "intruder", c.holder(t))
+	})
+}
+
+func TestStartRejectsBadSubReceiverConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		host    component.Host
+		wantErr string
+	}{
+		{
+			name:    "unknown field",
+			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"valu": 3} },
+			wantErr: "receivers::testrcv: decoding failed",
+		},
+		{
+			name:    "factory validation",
+			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"value": -1} },
+			wantErr: "receivers::testrcv: value must not be negative",
+		},
+		{
+			name:    "unknown type",
+			mutate:  func(c *Config) { c.Receivers["k8s_clustr"] = nil },
+			wantErr: `receivers::k8s_clustr: this collector has no receiver of type "k8s_clustr"`,
+		},
+		{
+			name:    "signal the factory lacks",
+			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"traces"}} },
+			wantErr: "signals::testrcv: testrcv does not support traces",
+		},
+		{
+			name:    "signal without a pipeline",
+			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"logs"}} },
+			wantErr: "signals::testrcv: this leader_receiver_creator block is in no logs pipeline",
+		},
+		{
+			name:    "host without factories",
+			mutate:  func(*Config) {},
+			host:    componenttest.NewNopHost(),
+			wantErr: "does not provide component factories",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(newJournal())
+			cfg := testConfigFor("testrcv")
+			tt.mutate(cfg)
+			a := newReplica(t, c, "a", cfg)
+			a.r.consumers.logs = nil // this block sits in a metrics pipeline only
+			host := tt.host
+			if host == nil {
+				host = a.host
+			}
+			err := a.r.Start(context.Background(), host)
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NoError(t, a.r.Shutdown(context.Background()))
+			_, getErr := c.tracker.Get(leasesGVR, "ns", "lease")
+			assert.Error(t, getErr, "a replica with a bad config must not campaign")
+		})
+	}
+}
+
+func TestDefaultSignalsAreSupportedAndConsumed(t *testing.T) {
+	a := newReplica(t, newCluster(newJournal()), "a", testConfigFor("testrcv"))
+	cfg := testConfigFor("testrcv", "zother")
+	cfg.Signals = map[string][]string{"zother": {"metrics"}}
+	a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), a.b)
+	g, err := resolveGroup(cfg, a.host, a.r.set, a.r.consumers)
+	require.NoError(t, err)
+	require.Len(t, g.members, 2)
+	assert.Equal(t, "testrcv", g.members[0].key)
+	assert.Equal(t, "[metrics logs]", signalNames(g.members[0]), "testrcv supports metrics and logs, both consumed; not traces")
+	assert.Equal(t, "[metrics]", signalNames(g.members[1]), "restricted by signals")
+}
+
+func signalNames(m member) string {
+	out := make([]string, len(m.signals))
+	for i, s := range m.signals {
+		out[i] = s.String()
+	}
+	return "[" + strings.Join(out, " ") + "]"
+}
+
+func mustTelemetry(t *testing.T, set receiver.Settings) *metadata.TelemetryBuilder {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	require.NoError(t, err)
+	return tb
+}
+
+var leasesGVR = coordinationv1.SchemeGroupVersion.WithResource("leases")
