@@ -35,9 +35,9 @@ import (
 // stopped before the Lease changed hands.
 type journal struct {
 	mu      sync.Mutex
-	entries []string // "start A", "stop A", "lease A", "lease " (released)
+	entries []string       // "start A", "stop A", "lease A", "lease " (released)
 	running map[string]int // sub-receivers running, by replica
-	overlap int // the most groups ever running at once
+	overlap int            // the most groups ever running at once
 }
 
 func newJournal() *journal { return &journal{running: map[string]int{}} }
@@ -194,7 +194,7 @@ type behaviour struct {
 	journal   *journal
 	startErr  atomic.Pointer[error]
 	hang      chan struct{} // when set, Shutdown blocks until it is closed
-	instances atomic.Int64 // created so far
+	instances atomic.Int64  // created so far
 }
 
 // testFactory is a receiver factory for metrics and logs whose receivers
