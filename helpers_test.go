@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -360,3 +361,9 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string, a
 		time.Sleep(100 * time.Millisecond) // fake time inside a synctest bubble
 	}
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func receivertestSettings() receiver.Settings { return receivertest.NewNopSettings(metadata.Type) }
+
+func nopSink() *consumertest.MetricsSink { return new(consumertest.MetricsSink) }

@@ -1,0 +1,161 @@
+package leaderreceivercreator
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap/xconfmap"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
+)
+
+// loadConfig unmarshals the block id of file into a default config.
+func loadConfig(t *testing.T, file string, id component.ID) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(file)
+	require.NoError(t, err)
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	return cfg, sub.Unmarshal(cfg)
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	tests := []struct {
+		id       component.ID
+		expected *Config
+	}{
+		{
+			id: component.NewID(metadata.Type),
+			expected: &Config{
+				AuthType: AuthTypeServiceAccount,
+				LeaderElection: LeaderElectionConfig{
+					LeaseName: "otel-cluster-receivers", LeaseNamespace: "monitoring",
+					LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+					ReleaseOnShutdown: true,
+				},
+				Receivers: map[string]map[string]any{
+					"k8s_cluster": nil,
+					"k8s_events":  {"namespaces": []any{"default"}},
+				},
+			},
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "all"),
+			expected: &Config{
+				AuthType: AuthTypeKubeConfig,
+				Context:  "kind-dev",
+				LeaderElection: LeaderElectionConfig{
+					LeaseName: "otel-cluster-receivers-all", LeaseNamespace: "monitoring", Identity: "collector-0",
+					LeaseDuration: 30 * time.Second, RenewDeadline: 20 * time.Second, RetryPeriod: 4 * time.Second,
+					ReleaseOnShutdown: false,
+				},
+				Receivers: map[string]map[string]any{
+					"k8s_cluster":     {"auth_type": "serviceAccount", "node_conditions_to_report": []any{"Ready", "MemoryPressure"}},
+					"k8s_events/apps": {"namespaces": []any{"apps"}},
+				},
+				Signals: map[string][]string{"k8s_cluster": {"metrics"}, "k8s_events/apps": {"logs"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg, err := loadConfig(t, filepath.Join("testdata", "config.yaml"), tt.id)
+			require.NoError(t, err)
+			require.NoError(t, xconfmap.Validate(cfg))
+			assert.Equal(t, tt.expected, cfg)
+		})
+	}
+}
+
+// Each invalid configuration is its own file; the error names the field.
+func TestInvalidConfig(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	tests := []struct {
+		file    string
+		wantErr string
+	}{
+		{"missing_lease_name", "leader_election.lease_name is required"},
+		{"bad_lease_name", `leader_election.lease_name "Otel_Lease" is not a valid Lease name`},
+		{"bad_lease_namespace", `leader_election.lease_namespace "Monitoring.NS" is not a valid namespace`},
+		{"renew_not_less_than_lease", "leader_election.renew_deadline must be less than lease_duration"},
+		{"renew_too_close_to_retry", "leader_election.renew_deadline must be greater than retry_period*1.2"},
+		{"zero_retry_period", "leader_election.retry_period must be greater than zero"},
+		{"fractional_lease_duration", "leader_election.lease_duration must be a whole number of seconds"},
+		{"bad_duration", "'leader_election.lease_duration' time: invalid duration"},
+		{"bad_auth_type", `auth_type must be one of serviceAccount, kubeConfig, none; got "token"`},
+		{"context_without_kubeconfig", "context is only used with auth_type kubeConfig"},
+		{"no_receivers", "receivers must name at least one sub-receiver"},
+		{"bad_receiver_id", `receivers: "8s_cluster" is not a valid component ID`},
+		{"nested_in_itself", `receivers: "leader_receiver_creator/inner" cannot run inside leader_receiver_creator`},
+		{"signals_unknown_receiver", `signals: "k8s_events" is not one of receivers`},
+		{"signals_unknown_signal", `signals::k8s_cluster: unknown signal "metric"`},
+		{"signals_empty", "signals::k8s_cluster must list at least one signal"},
+		{"unknown_field", "has invalid keys: leader_elction"},
+		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			cfg, err := loadConfig(t, filepath.Join("testdata", "invalid", tt.file+".yaml"), component.NewID(metadata.Type))
+			if err == nil {
+				err = xconfmap.Validate(cfg)
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestLeaseNamespaceDefaults(t *testing.T) {
+	le := LeaderElectionConfig{}
+	t.Setenv("POD_NAMESPACE", "from-env")
+	ns, err := le.leaseNamespace()
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", ns)
+
+	t.Setenv("POD_NAMESPACE", "")
+	saFile := filepath.Join(t.TempDir(), "namespace")
+	require.NoError(t, writeFile(saFile, "from-sa-file\n"))
+	old := serviceAccountNamespaceFile
+	serviceAccountNamespaceFile = saFile
+	t.Cleanup(func() { serviceAccountNamespaceFile = old })
+	ns, err = le.leaseNamespace()
+	require.NoError(t, err)
+	assert.Equal(t, "from-sa-file", ns)
+}
+
+func TestDefaultIdentityIsUniquePerBlock(t *testing.T) {
+	t.Setenv("POD_NAME", "collector-7d9f")
+	a, b := defaultIdentity(""), defaultIdentity("")
+	assert.NotEqual(t, a, b)
+	assert.Regexp(t, `^collector-7d9f_[0-9a-f]{8}$`, a)
+	assert.Equal(t, "pinned", defaultIdentity("pinned"))
+}
+
+func TestOneRunnerPerConfigAcrossSignals(t *testing.T) {
+	f := NewFactory()
+	cfg := testConfigFor("testrcv")
+	set := receivertestSettings()
+	m, err := f.CreateMetrics(t.Context(), set, cfg, nopSink())
+	require.NoError(t, err)
+	l, err := f.CreateLogs(t.Context(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.Same(t, m, l, "one Lease per block, whatever the number of pipelines")
+	other, err := f.CreateMetrics(t.Context(), set, testConfigFor("testrcv"), nopSink())
+	require.NoError(t, err)
+	assert.NotSame(t, m, other)
+	assert.NotEqual(t, m.(*runner).identity, other.(*runner).identity)
+	require.NoError(t, m.Shutdown(t.Context()))
+	require.NoError(t, other.Shutdown(t.Context()))
+	again, err := f.CreateMetrics(t.Context(), set, cfg, nopSink())
+	require.NoError(t, err)
+	assert.NotSame(t, m, again, "a shut down runner is forgotten")
+	require.NoError(t, again.Shutdown(t.Context()))
+}
+
