@@ -158,4 +158,3 @@ func TestOneRunnerPerConfigAcrossSignals(t *testing.T) {
 	assert.NotSame(t, m, again, "a shut down runner is forgotten")
 	require.NoError(t, again.Shutdown(t.Context()))
 }
-
