@@ -281,9 +281,15 @@ func (r *runner) onAttempt(err error) {
 		err = nil
 	}
 	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	switch {
+	case err != nil && r.apiErr == nil:
+		r.logger.Warn("cannot read or write the lease", zap.Error(err))
+	case err == nil && r.apiErr != nil:
+		r.logger.Info("lease reachable again")
+	}
 	r.apiErr = err
 	r.reportLocked()
-	r.statusMu.Unlock()
 }
 
 func (r *runner) setGroupErr(err error) {

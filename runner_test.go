@@ -138,10 +138,13 @@ func TestLostAPIAccessIsReported(t *testing.T) {
 		}, "no RecoverableError while the API server is unreachable")
 		assert.ErrorContains(t, a.host.lastStatus().Err(), "injected")
 		assert.False(t, a.leading())
+		time.Sleep(time.Minute)
+		assert.Equal(t, 1, a.logCount("cannot read or write the lease"), "logged once, not on every retry")
 
 		a.fail.Store(false)
 		waitFor(t, time.Minute, a.leading, "a does not lead once the API server is back")
 		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		assert.Equal(t, 1, a.logCount("lease reachable again"))
 		require.NoError(t, a.r.Shutdown(context.Background()))
 	})
 }
