@@ -33,7 +33,7 @@ generate-check: generate
 	   echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
 
 lint:
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.5.0 run ./...
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
 
 ## distribution: build bin/otelcol-leader with ocb
 distribution:

@@ -98,7 +98,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"signals_unknown_receiver", `signals: "k8s_events" is not one of receivers`},
 		{"signals_unknown_signal", `signals::k8s_cluster: unknown signal "metric"`},
 		{"signals_empty", "signals::k8s_cluster must list at least one signal"},
-		{"unknown_field", "has invalid keys: leader_elction"},
+		{"unknown_field", "has invalid keys: leader_elction"}, //nolint:misspell // the typo is the test
 		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
 	}
 	for _, tt := range tests {

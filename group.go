@@ -221,7 +221,7 @@ func (g *group) memberSettings(m member) receiver.Settings {
 	}
 	set := g.parent
 	set.ID = component.NewIDWithName(m.id.Type(), name)
-	set.TelemetrySettings.Logger = g.parent.Logger.With(zap.String("sub_receiver", m.key))
+	set.Logger = g.parent.Logger.With(zap.String("sub_receiver", m.key))
 	return set
 }
 
