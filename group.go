@@ -275,10 +275,24 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 	}
 }
 
-// subHost is the host the sub-receivers see: the collector's own, so they
-// find extensions and factories, and their status reports reach it.
+// subHost is the host the sub-receivers see: it forwards to the collector's
+// own host, so they find extensions, factories and exporters (k8s_cluster
+// refuses to start without GetExporters), and their status reports reach it.
 type subHost struct {
 	component.Host
+}
+
+var (
+	_ hostcapabilities.ComponentFactory = (*subHost)(nil)
+	_ hostcapabilities.ExposeExporters  = (*subHost)(nil)
+	_ componentstatus.Reporter          = (*subHost)(nil)
+)
+
+func (h *subHost) GetExporters() map[pipeline.Signal]map[component.ID]component.Component {
+	if e, ok := h.Host.(hostcapabilities.ExposeExporters); ok {
+		return e.GetExporters()
+	}
+	return nil
 }
 
 func (h *subHost) GetFactory(kind component.Kind, typ component.Type) component.Factory {
