@@ -282,14 +282,20 @@ type subHost struct {
 	component.Host
 }
 
+// exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream
+// but still required by k8s_cluster v0.145.0.
+type exposeExporters interface {
+	GetExporters() map[pipeline.Signal]map[component.ID]component.Component
+}
+
 var (
 	_ hostcapabilities.ComponentFactory = (*subHost)(nil)
-	_ hostcapabilities.ExposeExporters  = (*subHost)(nil)
+	_ exposeExporters                   = (*subHost)(nil)
 	_ componentstatus.Reporter          = (*subHost)(nil)
 )
 
 func (h *subHost) GetExporters() map[pipeline.Signal]map[component.ID]component.Component {
-	if e, ok := h.Host.(hostcapabilities.ExposeExporters); ok {
+	if e, ok := h.Host.(exposeExporters); ok {
 		return e.GetExporters()
 	}
 	return nil
