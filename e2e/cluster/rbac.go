@@ -1,0 +1,98 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The names deploy/ uses: the collectors run as ServiceAccount
+// otel-leader/otel-leader and lead through Lease otel-leader/otel-cluster-receivers.
+const (
+	Namespace      = "otel-leader"
+	ServiceAccount = "otel-leader"
+	LeaseName      = "otel-cluster-receivers"
+)
+
+// DeployRBACFiles are the manifests of deploy/ that make up the collectors'
+// identity and permissions, in apply order.
+var DeployRBACFiles = []string{"namespace.yaml", "serviceaccount.yaml", "rbac-lease.yaml", "rbac-cluster.yaml"}
+
+// ApplyDeployRBAC applies DeployRBACFiles from deployDir. It reports false
+// (and does nothing) if any of them is missing.
+func ApplyDeployRBAC(ctx context.Context, cs kubernetes.Interface, deployDir string) (bool, error) {
+	var paths []string
+	for _, f := range DeployRBACFiles {
+		p := filepath.Join(deployDir, f)
+		if _, err := os.Stat(p); err != nil {
+			return false, nil
+		}
+		paths = append(paths, p)
+	}
+	return true, ApplyFiles(ctx, cs, paths...)
+}
+
+// EnsureCollectorRBAC creates the same identity and permissions as deploy/
+// in code: Namespace ns, ServiceAccount ns/sa, a Role to create the Lease and
+// get/update Lease leaseName, and a ClusterRole with the read access of
+// k8s_cluster and k8s_events, both bound to the ServiceAccount.
+func EnsureCollectorRBAC(ctx context.Context, cs kubernetes.Interface, ns, sa, leaseName string) error {
+	name := ns + "-" + sa
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}
+	read := []string{"get", "list", "watch"}
+	steps := []func() error{
+		func() error {
+			return upsert(ctx, cs.CoreV1().Namespaces(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		},
+		func() error {
+			return upsert(ctx, cs.CoreV1().ServiceAccounts(ns), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}})
+		},
+		func() error {
+			return upsert(ctx, cs.RbacV1().Roles(ns), &rbacv1.Role{
+				ObjectMeta: metav1.ObjectMeta{Name: name + "-lease", Namespace: ns},
+				Rules: []rbacv1.PolicyRule{
+					{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+					{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{leaseName}, Verbs: []string{"get", "update"}},
+				},
+			})
+		},
+		func() error {
+			return upsert(ctx, cs.RbacV1().RoleBindings(ns), &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name + "-lease", Namespace: ns},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name + "-lease"},
+				Subjects:   subject,
+			})
+		},
+		func() error {
+			return upsert(ctx, cs.RbacV1().ClusterRoles(), &rbacv1.ClusterRole{
+				ObjectMeta: metav1.ObjectMeta{Name: name + "-read"},
+				Rules: []rbacv1.PolicyRule{
+					{APIGroups: []string{""}, Verbs: read, Resources: []string{"events", "namespaces", "namespaces/status", "nodes", "nodes/spec",
+						"pods", "pods/status", "replicationcontrollers", "replicationcontrollers/status", "resourcequotas", "services"}},
+					{APIGroups: []string{"apps"}, Verbs: read, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}},
+					{APIGroups: []string{"extensions"}, Verbs: read, Resources: []string{"daemonsets", "deployments", "replicasets"}},
+					{APIGroups: []string{"batch"}, Verbs: read, Resources: []string{"jobs", "cronjobs"}},
+					{APIGroups: []string{"autoscaling"}, Verbs: read, Resources: []string{"horizontalpodautoscalers"}},
+				},
+			})
+		},
+		func() error {
+			return upsert(ctx, cs.RbacV1().ClusterRoleBindings(), &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name + "-read"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name + "-read"},
+				Subjects:   subject,
+			})
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

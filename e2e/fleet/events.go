@@ -1,0 +1,102 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kind is what an Event says happened.
+type Kind string
+
+// The stable log messages of leader_receiver_creator (runner.go), plus the
+// lifecycle of the collector processes themselves.
+const (
+	Campaigning      Kind = "campaigning for the lease"
+	Acquired         Kind = "leadership acquired"
+	GroupStarted     Kind = "leader group started"
+	GroupStartFailed Kind = "leader group failed to start; giving the lease back"
+	Lost             Kind = "leadership lost"
+	GroupStopped     Kind = "leader group stopped"
+	GroupStopErrors  Kind = "leader group stopped with errors"
+	Released         Kind = "lease released"
+	LeftToExpire     Kind = "lease left to expire"
+	ReleaseFailed    Kind = "could not release the lease; it expires after lease_duration"
+	NotReleased      Kind = "lease not released: it names another holder"
+
+	ProcessStarted Kind = "process started" // by the harness
+	ProcessExited  Kind = "process exited"  // by the harness, after the process was reaped
+)
+
+var logKinds = map[string]Kind{}
+
+func init() {
+	for _, k := range []Kind{Campaigning, Acquired, GroupStarted, GroupStartFailed, Lost, GroupStopped,
+		GroupStopErrors, Released, LeftToExpire, ReleaseFailed, NotReleased} {
+		logKinds[string(k)] = k
+	}
+}
+
+// ParseKind returns the Kind of a log message of leader_receiver_creator.
+func ParseKind(msg string) (Kind, bool) {
+	k, ok := logKinds[msg]
+	return k, ok
+}
+
+// Event is a leader-election log line of a replica, or the start or exit of
+// its process. At is when the harness saw it, on the harness's monotonic
+// clock, so events of different replicas can be ordered; LogTime is the
+// collector's own timestamp (millisecond resolution).
+type Event struct {
+	Replica   string
+	PID       int
+	Kind      Kind
+	At        time.Time
+	LogTime   time.Time
+	Lease     string   // "namespace/name"
+	Identity  string   // the Lease holder identity of this replica
+	Receivers []string // sub-receivers of the group
+	Reason    string   // for stops and releases
+	Error     string   // for losses and failures
+	ExitCode  int      // for ProcessExited (-1: killed by a signal)
+	Line      LogLine
+}
+
+func (e Event) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (pid %d) %s", e.Replica, e.PID, e.Kind)
+	if len(e.Receivers) > 0 {
+		fmt.Fprintf(&b, " %v", e.Receivers)
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, " reason=%q", e.Reason)
+	}
+	if e.Error != "" {
+		fmt.Fprintf(&b, " error=%q", e.Error)
+	}
+	if e.Kind == ProcessExited {
+		fmt.Fprintf(&b, " code=%d", e.ExitCode)
+	}
+	return b.String()
+}
+
+// eventFromLog returns the Event for a leader-election log line.
+func eventFromLog(replica string, pid int, at time.Time, l LogLine) (Event, bool) {
+	k, ok := logKinds[l.Msg]
+	if !ok {
+		return Event{}, false
+	}
+	return Event{
+		Replica:   replica,
+		PID:       pid,
+		Kind:      k,
+		At:        at,
+		LogTime:   l.Time,
+		Lease:     l.String("lease"),
+		Identity:  l.String("identity"),
+		Receivers: l.Strings("receivers"),
+		Reason:    l.String("reason"),
+		Error:     l.String("error"),
+		Line:      l,
+	}, true
+}
