@@ -9,7 +9,7 @@ export GOBIN := $(BIN)
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
-	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml
+	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml $(RUN_ARGS)
 
 ## test: generated code is fresh, vet, unit tests with -race, then the end-to-end proof
 test: generate-check vet unit e2e
