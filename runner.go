@@ -223,18 +223,21 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, rg *runningGroup,
 	}
 }
 
-// endTerm hands the Lease over when release_on_shutdown is set, else stops
-// renewing and lets it expire.
+// endTerm ends a term on shutdown: it hands the Lease over when
+// release_on_shutdown is set, else stops renewing and lets it expire.
+// Only the loop calls it, after it saw the cancellation that published
+// shutdownCtx.
 func (r *runner) endTerm(term *elector.Term, reason string) {
 	if !r.cfg.LeaderElection.ReleaseOnShutdown {
 		term.Abandon()
 		r.logger.Info("lease left to expire", zap.String("reason", reason))
 		return
 	}
-	ctx := r.shutdownCtx
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	r.release(r.shutdownCtx, term, reason)
+}
+
+// release hands the Lease over, bounded by renew_deadline.
+func (r *runner) release(ctx context.Context, term *elector.Term, reason string) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.LeaderElection.RenewDeadline)
 	defer cancel()
 	released, err := term.Release(ctx)
@@ -252,7 +255,9 @@ func (r *runner) groupStartFailed(g *group, term *elector.Term, err error) {
 	r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs)
 	r.logger.Error("leader group failed to start; giving the lease back", zap.Strings("receivers", g.keys()), zap.Error(err))
 	r.setGroupErr(fmt.Errorf("group failed to start: %w", err))
-	r.endTerm(term, "group failed to start")
+	// Always give the Lease back, whatever release_on_shutdown says: another
+	// replica may be able to run the group.
+	r.release(context.Background(), term, "group failed to start")
 }
 
 func (r *runner) groupStopped(g *group, reason string, err error) {

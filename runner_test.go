@@ -397,3 +397,18 @@ func mustTelemetry(t *testing.T, set receiver.Settings) *metadata.TelemetryBuild
 }
 
 var leasesGVR = coordinationv1.SchemeGroupVersion.WithResource("leases")
+
+func TestFailedStartGivesTheLeaseBackEvenWithoutReleaseOnShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		cfg := testConfigFor("testrcv")
+		cfg.LeaderElection.ReleaseOnShutdown = false
+		a := newReplica(t, c, "a", cfg)
+		errStart := errors.New("boom")
+		a.b.startErr.Store(&errStart)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.logCount("lease released") > 0 }, "a kept the Lease after its group failed to start")
+		assert.Empty(t, c.holder(t))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}

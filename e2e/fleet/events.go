@@ -23,6 +23,8 @@ const (
 	LeftToExpire     Kind = "lease left to expire"
 	ReleaseFailed    Kind = "could not release the lease; it expires after lease_duration"
 	NotReleased      Kind = "lease not released: it names another holder"
+	LeaseUnreachable Kind = "cannot read or write the lease" // once per transition, with Error
+	LeaseReachable   Kind = "lease reachable again"
 
 	ProcessStarted Kind = "process started" // by the harness
 	ProcessExited  Kind = "process exited"  // by the harness, after the process was reaped
@@ -32,7 +34,7 @@ var logKinds = map[string]Kind{}
 
 func init() {
 	for _, k := range []Kind{Campaigning, Acquired, GroupStarted, GroupStartFailed, Lost, GroupStopped,
-		GroupStopErrors, Released, LeftToExpire, ReleaseFailed, NotReleased} {
+		GroupStopErrors, Released, LeftToExpire, ReleaseFailed, NotReleased, LeaseUnreachable, LeaseReachable} {
 		logKinds[string(k)] = k
 	}
 }

@@ -32,6 +32,10 @@ type Options struct {
 	Env        map[string]string // extra or overriding environment variables
 	Sets       []string          // --set overrides, e.g. "receivers::leader_receiver_creator::leader_election::lease_duration=5s"
 	Args       []string          // more collector arguments
+	// ReplicaEnv, if set, returns more environment variables for replica i
+	// (1..Replicas), applied after Env: e.g. its own KUBECONFIG, to reach
+	// the API server through its own proxy, or its own listen address.
+	ReplicaEnv func(i int) map[string]string
 	// OnEvent is called for every Event, one call at a time, in the order
 	// they are recorded. It must not block for long.
 	OnEvent func(Event)
@@ -58,6 +62,21 @@ type Fleet struct {
 
 // Start creates the fleet's replicas and starts them all.
 func Start(opts Options) (*Fleet, error) {
+	f, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range f.replicas {
+		if err := r.Start(); err != nil {
+			return f, errors.Join(err, f.Stop(5*time.Second))
+		}
+	}
+	return f, nil
+}
+
+// New creates the fleet's replicas without starting any: start them one by
+// one with Replica.Start. Stop the fleet when done.
+func New(opts Options) (*Fleet, error) {
 	if opts.Collector == "" || opts.Config == "" {
 		return nil, errors.New("fleet: Collector and Config are required")
 	}
@@ -84,18 +103,13 @@ func Start(opts Options) (*Fleet, error) {
 	}
 	f := &Fleet{opts: opts, T0: time.Now(), changed: make(chan struct{}), stop: make(chan struct{}), polled: make(chan struct{})}
 	for i := 1; i <= opts.Replicas; i++ {
-		r, err := newReplica(f, fmt.Sprintf("replica-%d", i))
+		r, err := newReplica(f, i)
 		if err != nil {
 			return nil, err
 		}
 		f.replicas = append(f.replicas, r)
 	}
 	go f.pollOutputs()
-	for _, r := range f.replicas {
-		if err := r.Start(); err != nil {
-			return f, errors.Join(err, f.Stop(5*time.Second))
-		}
-	}
 	return f, nil
 }
 

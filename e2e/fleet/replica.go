@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -43,7 +44,8 @@ type Replica struct {
 	batches  []Batch
 }
 
-func newReplica(f *Fleet, name string) (*Replica, error) {
+func newReplica(f *Fleet, i int) (*Replica, error) {
+	name := fmt.Sprintf("replica-%d", i)
 	dir := filepath.Join(f.opts.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -76,8 +78,9 @@ func newReplica(f *Fleet, name string) (*Replica, error) {
 		"TELEMETRY_METRICS_HOST": "127.0.0.1",
 		"TELEMETRY_METRICS_PORT": strconv.Itoa(mp),
 	}
-	for k, v := range f.opts.Env {
-		env[k] = v
+	maps.Copy(env, f.opts.Env)
+	if f.opts.ReplicaEnv != nil {
+		maps.Copy(env, f.opts.ReplicaEnv(i))
 	}
 	r.env = os.Environ()
 	for k, v := range env {

@@ -100,6 +100,10 @@ func (v *view) event(ev fleet.Event) {
 		say("%s released the lease (%s)", ev.Replica, ev.Reason)
 	case fleet.LeftToExpire, fleet.ReleaseFailed, fleet.NotReleased:
 		say("%s: %s (%s)", ev.Replica, ev.Kind, ev.Reason)
+	case fleet.LeaseUnreachable:
+		say("%s %s: %s", ev.Replica, ev.Kind, ev.Error)
+	case fleet.LeaseReachable:
+		say("%s: %s", ev.Replica, ev.Kind)
 	case fleet.ProcessExited:
 		say("%s (pid %d) exited with code %d", ev.Replica, ev.PID, ev.ExitCode)
 		if ev.ExitCode > 0 { // -1 is a signal; 2 is a Go panic
