@@ -19,6 +19,7 @@ unit:
 
 vet:
 	$(GO) vet ./...
+	cd e2e && $(GO) vet ./...
 
 # mdatagen names the package of its generated tests after the directory it
 # runs in, so it runs in a symlink named like the package, wherever the
