@@ -111,7 +111,7 @@ func TestRenewFailureStopsGroupAndCampaignsAgain(t *testing.T) {
 			assert.LessOrEqual(t, time.Since(lostAt), 12*time.Second)
 			waitFor(t, time.Minute, standby.leading, "round %d: %s did not take over", round, standby.name)
 			leader.fail.Store(false) // it comes back as a standby
-			time.Sleep(30 * time.Second)
+			time.Sleep(30 * time.Second) // fake time: the lease expires many times over
 			synctest.Wait()
 			assert.False(t, leader.leading(), "round %d: %s leads again while %s holds the Lease", round, leader.name, standby.name)
 		}
@@ -138,7 +138,7 @@ func TestLostAPIAccessIsReported(t *testing.T) {
 		}, "no RecoverableError while the API server is unreachable")
 		assert.ErrorContains(t, a.host.lastStatus().Err(), "injected")
 		assert.False(t, a.leading())
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // fake time: ~20 failed attempts
 		assert.Equal(t, 1, a.logCount("cannot read or write the lease"), "logged once, not on every retry")
 
 		a.fail.Store(false)
@@ -271,7 +271,7 @@ func TestShutdownWhileStandingByReleasesNothing(t *testing.T) {
 		a.start(t)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
 		b.start(t)
-		time.Sleep(10 * time.Second)
+		time.Sleep(10 * time.Second) // fake time: b retries and stays standby
 		require.NoError(t, b.r.Shutdown(context.Background()))
 		assert.Zero(t, b.logCount("leader group stopped"))
 		assert.Equal(t, "a", c.holder(t))
