@@ -4,10 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -35,6 +38,62 @@ func ApplyDeployRBAC(ctx context.Context, cs kubernetes.Interface, deployDir str
 		paths = append(paths, p)
 	}
 	return true, ApplyFiles(ctx, cs, paths...)
+}
+
+// ApplyDeployRBACIn applies DeployRBACFiles from deployDir moved to
+// namespace ns, so that several tests can each have the collectors'
+// permissions exactly as deploy/ grants them, in a namespace of their own:
+// Namespace ns, and the ServiceAccount, Role and RoleBinding in it; the
+// ClusterRole as it is, and its ClusterRoleBinding, named <name>-<ns>, for
+// the ServiceAccount of ns.
+func ApplyDeployRBACIn(ctx context.Context, cs kubernetes.Interface, deployDir, ns string) error {
+	paths := make([]string, len(DeployRBACFiles))
+	for i, f := range DeployRBACFiles {
+		paths[i] = filepath.Join(deployDir, f)
+	}
+	subjects := func(ss []rbacv1.Subject) {
+		for i := range ss {
+			if ss[i].Kind == rbacv1.ServiceAccountKind {
+				ss[i].Namespace = ns
+			}
+		}
+	}
+	return applyFiles(ctx, cs, func(obj runtime.Object) {
+		switch o := obj.(type) {
+		case *corev1.Namespace:
+			o.Name = ns
+		case *rbacv1.ClusterRole:
+		case *rbacv1.ClusterRoleBinding:
+			o.Name += "-" + ns
+			subjects(o.Subjects)
+		case *rbacv1.RoleBinding:
+			o.Namespace = ns
+			subjects(o.Subjects)
+		case metav1.Object:
+			o.SetNamespace(ns)
+		}
+	}, paths...)
+}
+
+// Can asks the API server (SubjectAccessReview) whether ServiceAccount ns/sa
+// may do verb on resource (group/resource[/subresource]) called name (""
+// for any) in namespace resourceNS ("" for cluster-wide).
+func Can(ctx context.Context, cs kubernetes.Interface, ns, sa, verb, group, resource, name, resourceNS string) (bool, error) {
+	res, sub, _ := strings.Cut(resource, "/")
+	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			// What the API server makes of the ServiceAccount's token.
+			User:   "system:serviceaccount:" + ns + ":" + sa,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: resourceNS, Verb: verb, Group: group, Resource: res, Subresource: sub, Name: name,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return r.Status.Allowed, nil
 }
 
 // EnsureCollectorRBAC creates the same identity and permissions as deploy/

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"sort"
+	"time"
+)
+
+// Overlap is how long the same receiver ran on two or more replicas at once
+// (duplicated data), over a set of intervals.
+type Overlap struct {
+	// Seconds during which some receiver ran on ≥ 2 replicas (the union
+	// over receivers, so time is not counted twice).
+	Seconds float64 `json:"seconds"`
+	// Episodes: separate spans of such time.
+	Episodes int `json:"episodes"`
+	// LongestSeconds: the longest episode.
+	LongestSeconds float64 `json:"longest_seconds"`
+	// MaxConcurrent: the most replicas that ran one receiver at once.
+	MaxConcurrent int `json:"max_concurrent"`
+	// ByReceiver: Seconds per receiver (Ours: "group" only).
+	ByReceiver map[string]float64 `json:"by_receiver,omitempty"`
+}
+
+type span struct{ start, end time.Time }
+
+// ComputeOverlap measures Overlap; intervals still open end at end.
+func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
+	byRc := map[string][]Interval{}
+	for _, iv := range intervals {
+		if iv.End.IsZero() {
+			iv.End = end
+		}
+		if iv.End.After(iv.Start) {
+			byRc[iv.Receiver] = append(byRc[iv.Receiver], iv)
+		}
+	}
+	o := Overlap{ByReceiver: map[string]float64{}}
+	var dup []span // spans where some receiver ran ≥ 2 times
+	for rc, ivs := range byRc {
+		type edge struct {
+			at    time.Time
+			delta int
+		}
+		var edges []edge
+		for _, iv := range ivs {
+			edges = append(edges, edge{iv.Start, +1}, edge{iv.End, -1})
+		}
+		// Ends before starts at the same instant: touching is not overlapping.
+		sort.Slice(edges, func(i, j int) bool {
+			if !edges[i].at.Equal(edges[j].at) {
+				return edges[i].at.Before(edges[j].at)
+			}
+			return edges[i].delta < edges[j].delta
+		})
+		n := 0
+		var from time.Time
+		var total time.Duration
+		for _, e := range edges {
+			before := n
+			n += e.delta
+			if n > o.MaxConcurrent {
+				o.MaxConcurrent = n
+			}
+			switch {
+			case before < 2 && n >= 2:
+				from = e.at
+			case before >= 2 && n < 2:
+				dup = append(dup, span{from, e.at})
+				total += e.at.Sub(from)
+			}
+		}
+		o.ByReceiver[rc] = total.Seconds()
+	}
+	if o.MaxConcurrent == 0 && len(byRc) > 0 {
+		o.MaxConcurrent = 1
+	}
+	// Union of the spans of all receivers.
+	sort.Slice(dup, func(i, j int) bool { return dup[i].start.Before(dup[j].start) })
+	var merged []span
+	for _, s := range dup {
+		if k := len(merged) - 1; k >= 0 && !s.start.After(merged[k].end) {
+			if s.end.After(merged[k].end) {
+				merged[k].end = s.end
+			}
+			continue
+		}
+		merged = append(merged, s)
+	}
+	for _, s := range merged {
+		d := s.end.Sub(s.start).Seconds()
+		o.Seconds += d
+		if d > o.LongestSeconds {
+			o.LongestSeconds = d
+		}
+	}
+	o.Episodes = len(merged)
+	return o
+}
+
+// Add accumulates b into o (for a total over configurations).
+func (o *Overlap) Add(b Overlap) {
+	o.Seconds += b.Seconds
+	o.Episodes += b.Episodes
+	o.LongestSeconds = max(o.LongestSeconds, b.LongestSeconds)
+	o.MaxConcurrent = max(o.MaxConcurrent, b.MaxConcurrent)
+	if o.ByReceiver == nil {
+		o.ByReceiver = map[string]float64{}
+	}
+	for k, v := range b.ByReceiver {
+		o.ByReceiver[k] += v
+	}
+}

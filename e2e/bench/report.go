@@ -1,0 +1,289 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Settings are what a run was asked to do.
+type Settings struct {
+	Quick      bool     `json:"quick"`
+	Impls      []string `json:"impls"`
+	Collector  string   `json:"collector"`
+	Peer       string   `json:"peer,omitempty"`
+	Timings    string   `json:"timings"`
+	Replicas   int      `json:"replicas"` // P1, P2, P5
+	P1Trials   int      `json:"p1_trials"`
+	P2Trials   int      `json:"p2_trials"`
+	P6Replicas []int    `json:"p6_replicas"`
+	P6Trials   int      `json:"p6_trials"`
+	P5Warmup   string   `json:"p5_warmup"`
+	P5Samples  int      `json:"p5_samples"`
+	Jitter     string   `json:"jitter"`
+	Workload   string   `json:"workload"`
+}
+
+// Figure is one measured quantity for both distributions.
+type Figure struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name"`
+	Unit  string   `json:"unit"`
+	Ours  *Summary `json:"ours,omitempty"`
+	Peer  *Summary `json:"peer,omitempty"`
+	Ratio *Ratio   `json:"ratio_ours_over_peer,omitempty"`
+}
+
+// OverlapFigure is P3.
+type OverlapFigure struct {
+	Ours         *Overlap `json:"ours,omitempty"`
+	Peer         *Overlap `json:"peer,omitempty"`
+	RatioSeconds *float64 `json:"ratio_seconds_ours_over_peer"`
+}
+
+// Report is the whole run; it is what bench-results.json holds.
+type Report struct {
+	Started   time.Time             `json:"started"`
+	Finished  time.Time             `json:"finished"`
+	Machine   Machine               `json:"machine"`
+	Settings  Settings              `json:"settings"`
+	Figures   []Figure              `json:"figures"`
+	P3        OverlapFigure         `json:"p3_overlap"`
+	Resources map[string]*Resources `json:"p5_resources,omitempty"`
+	Configs   []ConfigResult        `json:"configs"`
+	Errors    []string              `json:"errors,omitempty"`
+}
+
+// Build fills Figures, P3 and Resources from Configs.
+func (r *Report) Build() {
+	r.Figures = nil
+	r.Resources = map[string]*Resources{}
+	find := func(impl string, n int) *ConfigResult {
+		for i := range r.Configs {
+			if c := &r.Configs[i]; c.Impl == impl && c.Replicas == n {
+				return c
+			}
+		}
+		return nil
+	}
+	pair := func(id, name, unit string, get func(*ConfigResult) *Summary, n int) {
+		f := Figure{ID: id, Name: name, Unit: unit}
+		if c := find("ours", n); c != nil {
+			if s := get(c); s != nil && s.N > 0 {
+				f.Ours = s
+			}
+		}
+		if c := find("peer", n); c != nil {
+			if s := get(c); s != nil && s.N > 0 {
+				f.Peer = s
+			}
+		}
+		if f.Ours == nil && f.Peer == nil {
+			return
+		}
+		if f.Ours != nil && f.Peer != nil {
+			ratio := RatioOf(*f.Ours, *f.Peer)
+			f.Ratio = &ratio
+		}
+		r.Figures = append(r.Figures, f)
+	}
+	n := r.Settings.Replicas
+	pair("P1", fmt.Sprintf("P1 graceful handover gap, SIGTERM (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.P1Summary }, n)
+	pair("P2", fmt.Sprintf("P2 crash failover, SIGKILL (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.P2Summary }, n)
+
+	res := func(get func(*Resources) *Summary) func(*ConfigResult) *Summary {
+		return func(c *ConfigResult) *Summary {
+			if c.Resources == nil {
+				return nil
+			}
+			return get(c.Resources)
+		}
+	}
+	pair("P5", "P5 RSS, leader", "MiB", res(func(x *Resources) *Summary { return &x.Leader.RSSMiB }), n)
+	pair("P5", "P5 RSS, standby", "MiB", res(func(x *Resources) *Summary { return &x.Standby.RSSMiB }), n)
+	pair("P5", "P5 goroutines, leader", "", res(func(x *Resources) *Summary { return &x.Leader.Goroutines }), n)
+	pair("P5", "P5 goroutines, standby", "", res(func(x *Resources) *Summary { return &x.Standby.Goroutines }), n)
+	pair("P5", "P5 OS threads, leader", "", res(func(x *Resources) *Summary { return &x.Leader.Threads }), n)
+	pair("P5", "P5 OS threads, standby", "", res(func(x *Resources) *Summary { return &x.Standby.Threads }), n)
+	pair("P5", "P5 Go heap in use, leader", "MiB", res(func(x *Resources) *Summary { return &x.Leader.HeapMiB }), n)
+	pair("P5", "P5 Go heap in use, standby", "MiB", res(func(x *Resources) *Summary { return &x.Standby.HeapMiB }), n)
+	pair("P5", "P5 CPU, leader", "%", res(func(x *Resources) *Summary { return &x.Leader.CPUPercent }), n)
+	pair("P5", "P5 CPU, standby", "%", res(func(x *Resources) *Summary { return &x.Standby.CPUPercent }), n)
+
+	ns := map[int]bool{}
+	for _, c := range r.Configs {
+		if c.P2Summary.N > 0 {
+			ns[c.Replicas] = true
+		}
+	}
+	var sorted []int
+	for k := range ns {
+		sorted = append(sorted, k)
+	}
+	sort.Ints(sorted)
+	for _, k := range sorted {
+		pair("P6", fmt.Sprintf("P6 crash failover, SIGKILL (N=%d)", k), "s", func(c *ConfigResult) *Summary { return &c.P2Summary }, k)
+	}
+
+	r.P3 = OverlapFigure{}
+	for _, c := range r.Configs {
+		o := &r.P3.Ours
+		if c.Impl == "peer" {
+			o = &r.P3.Peer
+		}
+		if *o == nil {
+			*o = &Overlap{ByReceiver: map[string]float64{}}
+		}
+		(*o).Add(c.Overlap)
+		if c.Resources != nil {
+			r.Resources[c.Impl] = c.Resources
+		}
+		if c.Error != "" {
+			r.Errors = appendUnique(r.Errors, fmt.Sprintf("%s N=%d: %s", c.Impl, c.Replicas, c.Error))
+		}
+	}
+	if r.P3.Ours != nil && r.P3.Peer != nil && r.P3.Peer.Seconds > 0 {
+		v := r.P3.Ours.Seconds / r.P3.Peer.Seconds
+		r.P3.RatioSeconds = &v
+	}
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func fmtValue(v float64, unit string) string {
+	switch unit {
+	case "s":
+		return fmt.Sprintf("%.3fs", v)
+	case "MiB":
+		return fmt.Sprintf("%.1f MiB", v)
+	case "%":
+		return fmt.Sprintf("%.2f%%", v)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func fmtRatio(p *float64) string {
+	if p == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", *p)
+}
+
+// rows returns the table: header, then per figure a row per distribution
+// and a ratio row.
+func (r *Report) rows() [][]string {
+	out := [][]string{{"figure", "impl", "n", "min", "median", "p95", "max"}}
+	for _, f := range r.Figures {
+		for _, side := range []struct {
+			name string
+			s    *Summary
+		}{{"ours", f.Ours}, {"peer", f.Peer}} {
+			if side.s == nil {
+				continue
+			}
+			s := side.s
+			out = append(out, []string{f.Name, side.name, fmt.Sprint(s.N),
+				fmtValue(s.Min, f.Unit), fmtValue(s.Median, f.Unit), fmtValue(s.P95, f.Unit), fmtValue(s.Max, f.Unit)})
+		}
+		if f.Ratio != nil {
+			out = append(out, []string{"", "ours/peer", "", fmtRatio(f.Ratio.Min), fmtRatio(f.Ratio.Median), fmtRatio(f.Ratio.P95), fmtRatio(f.Ratio.Max)})
+		}
+	}
+	return out
+}
+
+func (r *Report) overlapRows() [][]string {
+	out := [][]string{{"P3 overlap (all trials and fleet starts)", "impl", "seconds", "episodes", "longest", "max replicas at once", "by receiver"}}
+	for _, side := range []struct {
+		name string
+		o    *Overlap
+	}{{"ours", r.P3.Ours}, {"peer", r.P3.Peer}} {
+		if side.o == nil {
+			continue
+		}
+		o := side.o
+		var by []string
+		for k, v := range o.ByReceiver {
+			by = append(by, fmt.Sprintf("%s %.3fs", k, v))
+		}
+		sort.Strings(by)
+		out = append(out, []string{"", side.name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
+			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})
+	}
+	if r.P3.Ours != nil && r.P3.Peer != nil {
+		out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
+	}
+	return out
+}
+
+// PrintTable writes the plain table.
+func (r *Report) PrintTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, row := range r.rows() {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, row := range r.overlapRows() {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	impls := make([]string, 0, len(r.Resources))
+	for impl := range r.Resources {
+		impls = append(impls, impl)
+	}
+	sort.Strings(impls)
+	for _, impl := range impls {
+		res := r.Resources[impl]
+		if res.GoroutineSource == "" {
+			fmt.Fprintf(w, "\nP5 %s: the collector's telemetry exposes no goroutine metric (and there is no pprof); OS threads from /proc/<pid>/status are reported instead.\n", impl)
+		} else {
+			fmt.Fprintf(w, "\nP5 %s: goroutines from the telemetry metric %s.\n", impl, res.GoroutineSource)
+		}
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintln(w, "ERROR:", e)
+	}
+}
+
+// Markdown writes the tables in Markdown (for docs/performance.md).
+func (r *Report) Markdown(w io.Writer) {
+	write := func(rows [][]string) {
+		for i, row := range rows {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			if i == 0 {
+				sep := make([]string, len(row))
+				for j := range sep {
+					sep[j] = "---"
+				}
+				fmt.Fprintf(w, "| %s |\n", strings.Join(sep, " | "))
+			}
+		}
+	}
+	write(r.rows())
+	fmt.Fprintln(w)
+	write(r.overlapRows())
+}

@@ -1,0 +1,314 @@
+// Command bench is `make bench`: it measures leadership handovers of
+// otelcol-leader (leader_receiver_creator) and of the peer, otelcol-peer
+// (contrib's k8s_leader_elector gating k8s_cluster and k8s_events), on one
+// local control plane with the same kill procedure, and prints a table of
+// min / median / p95 / max per figure and the ratio ours / peer; the raw
+// trials go to bench-results.json. See docs/performance.md.
+//
+//	go run ./cmd/bench --collector ../bin/otelcol-leader --peer ../bin/otelcol-peer
+//	go run ./cmd/bench ... --quick          # a smoke run: few trials, fewer replica counts
+//
+// For each configuration (distribution × replica count) a fleet is started
+// once; each trial waits until every replica is healthy and exactly one
+// runs the group, signals the leader (SIGTERM: P1; SIGKILL: P2, P6), takes
+// the time until another replica's whole group has started, then restarts
+// the killed replica as a standby and waits until it is healthy.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/bench"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
+)
+
+type options struct {
+	collector, config      string
+	peer, peerConfig       string
+	impls                  string
+	replicas               int
+	p1Trials, p2Trials     int
+	p6Replicas             string
+	p6Trials               int
+	p5Warmup               time.Duration
+	p5Samples              int
+	jitter                 time.Duration
+	trialTimeout           time.Duration
+	eventEvery             time.Duration
+	out, markdown, workDir string
+	keep, quick            bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.collector, "collector", "../bin/otelcol-leader", "otelcol-leader binary (ours)")
+	flag.StringVar(&o.config, "config", "../distribution/config.yaml", "configuration of ours")
+	flag.StringVar(&o.peer, "peer", "", "otelcol-peer binary (hack/build-peer.sh); empty: measure ours only")
+	flag.StringVar(&o.peerConfig, "peer-config", "peer/config.yaml", "configuration of the peer")
+	flag.StringVar(&o.impls, "impls", "ours,peer", "which distributions to measure, in this order per configuration")
+	flag.IntVar(&o.replicas, "replicas", 3, "replicas for P1, P2 and P5")
+	flag.IntVar(&o.p1Trials, "p1-trials", 20, "P1: graceful handovers (SIGTERM) per distribution")
+	flag.IntVar(&o.p2Trials, "p2-trials", 10, "P2: crash failovers (SIGKILL) per distribution at --replicas")
+	flag.StringVar(&o.p6Replicas, "p6-replicas", "2,5,10", "P6: other replica counts for the crash failover (comma-separated; empty: none)")
+	flag.IntVar(&o.p6Trials, "p6-trials", 10, "P6: crash failovers per distribution and replica count")
+	flag.DurationVar(&o.p5Warmup, "p5-warmup", 30*time.Second, "P5: time after the fleet has a leader before sampling RSS and threads")
+	flag.IntVar(&o.p5Samples, "p5-samples", 10, "P5: samples of every replica, 2s apart")
+	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "random pause in [0, jitter) before each kill, so kills fall at random points of the 2s renew cycle")
+	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait in a trial")
+	flag.DurationVar(&o.eventEvery, "event-every", 5*time.Second, "interval of the demo Kubernetes Events (k8s_events has something to watch)")
+	flag.StringVar(&o.out, "out", "bench-results.json", "JSON results file")
+	flag.StringVar(&o.markdown, "markdown", "", "also write the tables in Markdown to this file")
+	flag.StringVar(&o.workDir, "work-dir", "", "directory for the replicas' logs (default: a temporary directory, removed unless --keep or an error)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: P1 3 trials, P2 2 trials, P6 at 2 replicas with 2 trials, P5 after 10s, 3 samples (explicit flags still win)")
+	flag.Parse()
+
+	if o.quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("p1-trials", func() { o.p1Trials = 3 })
+		def("p2-trials", func() { o.p2Trials = 2 })
+		def("p6-replicas", func() { o.p6Replicas = "2" })
+		def("p6-trials", func() { o.p6Trials = 2 })
+		def("p5-warmup", func() { o.p5Warmup = 10 * time.Second })
+		def("p5-samples", func() { o.p5Samples = 3 })
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+type progress struct{}
+
+func (progress) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		say("%s", line) // controlplane prefixes its own lines
+	}
+	return len(b), nil
+}
+
+func run(ctx context.Context, o options) (err error) {
+	abs := func(p *string) error {
+		if *p == "" {
+			return nil
+		}
+		a, err := filepath.Abs(*p)
+		*p = a
+		return err
+	}
+	for _, p := range []*string{&o.collector, &o.config, &o.peer, &o.peerConfig, &o.out} {
+		if err := abs(p); err != nil {
+			return err
+		}
+	}
+	var p6 []int
+	for _, s := range strings.Split(o.p6Replicas, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			return fmt.Errorf("--p6-replicas: %q is not a replica count ≥ 2", s)
+		}
+		if n != o.replicas && !slices.Contains(p6, n) {
+			p6 = append(p6, n)
+		}
+	}
+	if o.replicas < 2 {
+		return errors.New("--replicas must be at least 2")
+	}
+	impls := map[string]bench.Impl{}
+	var order []string
+	for _, name := range strings.Split(o.impls, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "ours":
+			impls[name] = bench.Impl{Name: "ours", Kind: bench.Ours, Collector: o.collector, Config: o.config,
+				Namespace: cluster.Namespace, LeaseName: cluster.LeaseName}
+		case "peer":
+			if o.peer == "" {
+				say("no --peer binary given: measuring ours only (build it with hack/build-peer.sh)")
+				continue
+			}
+			impls[name] = bench.Impl{Name: "peer", Kind: bench.Peer, Collector: o.peer, Config: o.peerConfig,
+				Namespace: "otel-peer", LeaseName: "otel-peer"}
+		case "":
+			continue
+		default:
+			return fmt.Errorf("--impls: unknown %q (ours, peer)", name)
+		}
+		order = append(order, name)
+	}
+	if len(order) == 0 {
+		return errors.New("nothing to measure")
+	}
+	for _, name := range order {
+		im := impls[name]
+		for _, p := range []string{im.Collector, im.Config} {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+
+	workDir := o.workDir
+	if workDir == "" {
+		if workDir, err = os.MkdirTemp("", "otelcol-bench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+
+	report := &bench.Report{Started: time.Now(), Machine: bench.DescribeMachine(), Settings: bench.Settings{
+		Quick: o.quick, Impls: order, Collector: o.collector, Peer: o.peer,
+		Timings:  "lease_duration 15s, renew_deadline 10s, retry_period 2s (defaults of both configurations)",
+		Replicas: o.replicas, P1Trials: o.p1Trials, P2Trials: o.p2Trials, P6Replicas: p6, P6Trials: o.p6Trials,
+		P5Warmup: o.p5Warmup.String(), P5Samples: o.p5Samples, Jitter: o.jitter.String(),
+		Workload: fmt.Sprintf("local etcd + kube-apiserver (no controller manager); namespace demo with %d Deployments, a Ready Node and Running Pods; a demo Event every %s", len(cluster.DemoDeployments), o.eventEvery),
+	}}
+	// A rough estimate: per trial the gap (graceful: ~1.5s ours, ~16s
+	// peer; crash: ~16s) + restart (~0.1s) + jitter (~1s).
+	est := 0.0
+	for _, name := range order {
+		p1 := 3.0
+		if name == "peer" {
+			p1 = 17
+		}
+		est += float64(o.p1Trials)*p1 + float64(o.p2Trials+len(p6)*o.p6Trials)*18 +
+			o.p5Warmup.Seconds() + 2*float64(o.p5Samples) + float64(len(p6)+1)*5
+	}
+	say("machine: %d CPUs (%s), %d MiB; load average %s", report.Machine.CPUs, report.Machine.CPUModel, report.Machine.MemoryMiB, report.Machine.LoadStart)
+	say("plan: %v; N=%d: P5, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
+		order, o.replicas, o.p1Trials, o.p2Trials, p6, o.p6Trials, est/60)
+	say("work directory %s", workDir)
+
+	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: progress{}})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := cp.Stop(); serr != nil {
+			say("stopping the control plane: %v", serr)
+		}
+	}()
+	cs := cp.Clientset()
+	say("control plane %s", cp.Host)
+	if err := cluster.SeedDemo(ctx, cs, "demo", true); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	ectx, cancelEvents := context.WithCancel(ctx)
+	defer cancelEvents()
+	go cluster.EmitEvents(ectx, cs, "demo", o.eventEvery, nil, nil)
+	for _, name := range order {
+		im := impls[name]
+		if err := cluster.EnsureCollectorRBAC(ctx, cs, im.Namespace, im.Namespace, im.LeaseName); err != nil {
+			return fmt.Errorf("RBAC for %s: %w", name, err)
+		}
+		if im.Kubeconfig, err = cp.ServiceAccountKubeconfig(ctx, im.Namespace, im.Namespace, ""); err != nil {
+			return err
+		}
+		impls[name] = im
+	}
+
+	type cfg struct {
+		n, p1, p2 int
+		p5        bool
+	}
+	cfgs := []cfg{{o.replicas, o.p1Trials, o.p2Trials, true}}
+	for _, n := range p6 {
+		cfgs = append(cfgs, cfg{n, 0, o.p6Trials, false})
+	}
+	write := func() error {
+		report.Finished = time.Now()
+		report.Machine.LoadEnd = bench.LoadAvg()
+		report.Build()
+		if err := report.WriteJSON(o.out); err != nil {
+			return err
+		}
+		if o.markdown != "" {
+			f, err := os.Create(o.markdown)
+			if err != nil {
+				return err
+			}
+			report.Markdown(f)
+			return f.Close()
+		}
+		return nil
+	}
+	for _, c := range cfgs {
+		if c.p1+c.p2 == 0 && !c.p5 {
+			continue
+		}
+		for _, name := range order {
+			if ctx.Err() != nil {
+				break
+			}
+			res := bench.RunConfig(ctx, cs, impls[name], bench.Plan{
+				Replicas: c.n, P1Trials: c.p1, P2Trials: c.p2,
+				P5: c.p5, P5Warmup: o.p5Warmup, P5Samples: o.p5Samples, P5Every: 2 * time.Second,
+				Jitter: o.jitter, TrialTimeout: o.trialTimeout,
+				Dir:  bench.FleetDir(workDir, name, c.n),
+				Logf: say,
+			})
+			say("[%s N=%d] done in %.0fs: overlap %.3fs in %d episodes; load average %s", name, c.n, res.WallSeconds, res.Overlap.Seconds, res.Overlap.Episodes, res.LoadEnd)
+			report.Configs = append(report.Configs, res)
+			if err := write(); err != nil { // partial results survive an interrupt
+				return err
+			}
+		}
+	}
+	cancelEvents()
+	if err := write(); err != nil {
+		return err
+	}
+	fmt.Println()
+	report.PrintTable(os.Stdout)
+	fmt.Println()
+	say("results: %s", o.out)
+	if o.markdown != "" {
+		say("markdown: %s", o.markdown)
+	}
+
+	var problems []string
+	problems = append(problems, report.Errors...)
+	if report.P3.Ours != nil && report.P3.Ours.Seconds > 0 {
+		problems = append(problems, fmt.Sprintf("ours: two groups ran at once for %.3fs (must be 0)", report.P3.Ours.Seconds))
+	}
+	if ctx.Err() != nil {
+		problems = append(problems, "interrupted")
+	}
+	if len(problems) > 0 || o.keep || o.workDir != "" {
+		say("logs kept in %s", workDir)
+	} else {
+		_ = os.RemoveAll(workDir)
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
