@@ -66,6 +66,7 @@ type Elector struct {
 	observed     resourcelock.LeaderElectionRecord
 	observedRaw  []byte
 	observedTime time.Time
+	absentSince  time.Time // when this candidate first found no Lease; zero while there is one
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
@@ -96,10 +97,13 @@ func (e *Elector) Describe() string { return e.cfg.Lock.Describe() }
 // ended; the caller must end it with [Term.Release] or [Term.Abandon].
 func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 	for {
-		start := e.cfg.Clock.Now()
-		won, err := e.tryAcquireOrRenew(ctx)
+		// Bound each attempt, so that an unreachable API server is reported
+		// (OnAttempt) instead of hiding behind client-go's own retries.
+		attemptCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewDeadline)
+		won, at, err := e.tryAcquireOrRenew(attemptCtx)
+		cancel()
 		if won {
-			return e.startTerm(start), nil
+			return e.startTerm(at), nil
 		}
 		_ = err // reported through OnAttempt
 		select {
@@ -117,17 +121,20 @@ func jitter(d time.Duration) time.Duration {
 // tryAcquireOrRenew makes one attempt to take or keep the Lease. It reports
 // whether this candidate holds the Lease afterwards; the error says why an
 // attempt failed for a reason other than another live holder.
-func (e *Elector) tryAcquireOrRenew(ctx context.Context) (bool, error) {
+func (e *Elector) tryAcquireOrRenew(ctx context.Context) (bool, time.Time, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	won, err := e.tryLocked(ctx)
+	won, at, err := e.tryLocked(ctx)
 	if e.cfg.OnAttempt != nil {
 		e.cfg.OnAttempt(err)
 	}
-	return won, err
+	return won, at, err
 }
 
-func (e *Elector) tryLocked(ctx context.Context) (bool, error) {
+func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
+	old, raw, err := e.cfg.Lock.Get(ctx)
+	// Time is read after the Get: a record counts as seen only once the
+	// answer is in, and a term counts from a moment before its write.
 	now := e.cfg.Clock.Now()
 	record := resourcelock.LeaderElectionRecord{
 		HolderIdentity:       e.Identity(),
@@ -135,24 +142,27 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, error) {
 		AcquireTime:          metav1.NewTime(now),
 		RenewTime:            metav1.NewTime(now),
 	}
-	old, raw, err := e.cfg.Lock.Get(ctx)
 	if apierrors.IsNotFound(err) {
+		if e.mustWaitForAbsentLease(now) {
+			return false, now, nil
+		}
 		if err := e.cfg.Lock.Create(ctx, record); err != nil {
-			return false, fmt.Errorf("create lease %s: %w", e.Describe(), err)
+			return false, now, fmt.Errorf("create lease %s: %w", e.Describe(), err)
 		}
 		e.observe(record, nil, now)
-		return true, nil
+		return true, now, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("get lease %s: %w", e.Describe(), err)
+		return false, now, fmt.Errorf("get lease %s: %w", e.Describe(), err)
 	}
+	e.absentSince = time.Time{}
 	if string(raw) != string(e.observedRaw) {
 		e.observe(*old, raw, now)
 	}
 	holder := old.HolderIdentity
 	valid := e.observedTime.Add(time.Duration(old.LeaseDurationSeconds) * time.Second).After(now)
 	if holder != "" && holder != e.Identity() && valid {
-		return false, nil
+		return false, now, nil
 	}
 	if holder == e.Identity() {
 		record.AcquireTime = old.AcquireTime
@@ -161,10 +171,28 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, error) {
 		record.LeaderTransitions = old.LeaderTransitions + 1
 	}
 	if err := e.cfg.Lock.Update(ctx, record); err != nil {
-		return false, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+		return false, now, fmt.Errorf("update lease %s: %w", e.Describe(), err)
 	}
 	e.observe(record, nil, now)
-	return true, nil
+	return true, now, nil
+}
+
+// mustWaitForAbsentLease says whether a candidate that found no Lease must
+// wait before creating it. A missing Lease may have been deleted under a
+// holder that still runs its group until its next renewal, or until its
+// renew_deadline if it is cut off; no candidate can tell that from a Lease
+// that never existed. So only the last known holder re-creates it at once
+// (keeping its term); everyone else waits until a holder would have given up
+// in any case: one lease_duration after first finding it absent.
+func (e *Elector) mustWaitForAbsentLease(now time.Time) bool {
+	if e.observed.HolderIdentity == e.Identity() {
+		return false
+	}
+	if e.absentSince.IsZero() {
+		e.absentSince = now
+	}
+	wait := max(e.cfg.LeaseDuration, time.Duration(e.observed.LeaseDurationSeconds)*time.Second)
+	return now.Before(e.absentSince.Add(wait))
 }
 
 // observe remembers the record last seen and when it was first seen. A nil

@@ -89,13 +89,12 @@ func (t *Term) renew() {
 			t.lose(ErrRenewDeadline)
 			return
 		}
-		start := clk.Now()
 		ctx, cancel := context.WithTimeout(t.ctx, remaining)
-		won, err := t.e.tryAcquireOrRenew(ctx)
+		won, at, err := t.e.tryAcquireOrRenew(ctx)
 		cancel()
 		switch {
 		case won:
-			lastRenew, wait = start, t.e.cfg.RetryPeriod
+			lastRenew, wait = at, t.e.cfg.RetryPeriod
 		case t.ctx.Err() != nil:
 			return
 		case err == nil:
