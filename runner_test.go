@@ -110,7 +110,7 @@ func TestRenewFailureStopsGroupAndCampaignsAgain(t *testing.T) {
 			// It gave up within renew_deadline (plus one retry period).
 			assert.LessOrEqual(t, time.Since(lostAt), 12*time.Second)
 			waitFor(t, time.Minute, standby.leading, "round %d: %s did not take over", round, standby.name)
-			leader.fail.Store(false) // it comes back as a standby
+			leader.fail.Store(false)     // it comes back as a standby
 			time.Sleep(30 * time.Second) // fake time: the lease expires many times over
 			synctest.Wait()
 			assert.False(t, leader.leading(), "round %d: %s leads again while %s holds the Lease", round, leader.name, standby.name)
