@@ -146,16 +146,18 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
 		if e.mustWaitForAbsentLease(now) {
 			return false, now, nil
 		}
+		e.absentSince = time.Time{} // whatever Create answers, the wait starts over next time
 		if err := e.cfg.Lock.Create(ctx, record); err != nil {
 			return false, now, fmt.Errorf("create lease %s: %w", e.Describe(), err)
 		}
 		e.observe(record, nil, now)
 		return true, now, nil
 	}
+	// Absence counts only over consecutive answers that there is no Lease.
+	e.absentSince = time.Time{}
 	if err != nil {
 		return false, now, fmt.Errorf("get lease %s: %w", e.Describe(), err)
 	}
-	e.absentSince = time.Time{}
 	if string(raw) != string(e.observedRaw) {
 		e.observe(*old, raw, now)
 	}

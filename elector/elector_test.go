@@ -336,3 +336,36 @@ func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 		term.Abandon()
 	})
 }
+
+// Candidates that all found no Lease race to create it; a loser must not
+// count its earlier wait when the Lease is deleted later.
+func TestAbsenceWaitStartsOverAfterLosingTheCreateRace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset()
+		var staleGet atomic.Bool
+		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if staleGet.Swap(false) {
+				return true, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), "lease")
+			}
+			return false, nil, nil
+		})
+		b := newElector(t, cs, "b")
+		won, _, _ := b.tryAcquireOrRenew(context.Background()) // b finds no Lease at t=0
+		require.False(t, won)
+		time.Sleep(20 * time.Second) // fake time: b's wait is over
+		// a creates the Lease just after b's Get said there was none.
+		_, err := cs.CoordinationV1().Leases("ns").Create(context.Background(), &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("a"), LeaseDurationSeconds: ptr.To[int32](15)},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		staleGet.Store(true)
+		won, _, err = b.tryAcquireOrRenew(context.Background())
+		require.False(t, won)
+		require.True(t, apierrors.IsAlreadyExists(errors.Unwrap(err)), "got %v", err)
+		// The Lease is deleted under a, which still runs its group.
+		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
+		won, _, _ = b.tryAcquireOrRenew(context.Background())
+		assert.False(t, won, "b created the Lease at once, counting a wait from before the Lease existed")
+	})
+}
