@@ -3,6 +3,7 @@ package leaderreceivercreator
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -169,7 +170,10 @@ func TestGroupStartFailureRollsBackAndGivesTheLeaseAway(t *testing.T) {
 		// All or nothing: testrcv (one instance per signal) had started and
 		// was shut down before the Lease was given back.
 		start, stop := "start a/testrcv/leader_receiver_creator", "stop a/testrcv/leader_receiver_creator"
-		assert.Equal(t, []string{"lease a", start, start, stop, stop, "lease "}, j.list())
+		// (Renewals while a waits out its newly created Lease repeat "lease a".)
+		entries := j.list()
+		entries = append(entries[:1], slices.DeleteFunc(entries[1:], func(e string) bool { return e == "lease a" })...)
+		assert.Equal(t, []string{"lease a", start, start, stop, stop, "lease "}, entries)
 		assert.Empty(t, c.holder(t))
 		ev := a.host.lastStatus()
 		require.NotNil(t, ev)

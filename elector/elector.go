@@ -66,7 +66,6 @@ type Elector struct {
 	observed     resourcelock.LeaderElectionRecord
 	observedRaw  []byte
 	observedTime time.Time
-	absentSince  time.Time // when this candidate first found no Lease; zero while there is one
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
@@ -100,12 +99,21 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 		// Bound each attempt, so that an unreachable API server is reported
 		// (OnAttempt) instead of hiding behind client-go's own retries.
 		attemptCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewDeadline)
-		won, at, err := e.tryAcquireOrRenew(attemptCtx)
+		a, _ := e.tryAcquireOrRenew(attemptCtx) // errors go to OnAttempt
 		cancel()
-		if won {
-			return e.startTerm(at), nil
+		if a.won {
+			term := e.startTerm(a.at)
+			if !a.created {
+				return term, nil
+			}
+			if e.waitOutDeletedHolder(ctx, term, a.at) {
+				return term, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue // lost the Lease while waiting: campaign again
 		}
-		_ = err // reported through OnAttempt
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -114,24 +122,53 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 	}
 }
 
+// waitOutDeletedHolder holds a term won by creating the Lease, renewing it,
+// for lease_duration before handing it to the caller. No candidate can tell
+// a Lease that never existed from one deleted by hand under a holder that
+// still runs its work; such a holder gives up within its renew_deadline of
+// its last renewal, which came before the deletion, so after lease_duration
+// it has stopped. (A holder that finds its own Lease deleted re-creates it
+// while renewing and keeps its term: that path does not come through here.)
+// It reports whether the term is still held; if not, the term is ended.
+func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term, created time.Time) bool {
+	select {
+	case <-e.cfg.Clock.After(e.cfg.LeaseDuration - e.cfg.Clock.Since(created)):
+		return true
+	case <-term.Lost():
+		term.Abandon()
+		return false
+	case <-ctx.Done():
+		releaseCtx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewDeadline)
+		defer cancel()
+		_, _ = term.Release(releaseCtx) // never used: hand it on
+		return false
+	}
+}
+
 func jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Float64()*JitterFactor*float64(d))
 }
 
-// tryAcquireOrRenew makes one attempt to take or keep the Lease. It reports
-// whether this candidate holds the Lease afterwards; the error says why an
-// attempt failed for a reason other than another live holder.
-func (e *Elector) tryAcquireOrRenew(ctx context.Context) (bool, time.Time, error) {
+// attempt is the outcome of one try at the Lease.
+type attempt struct {
+	won     bool      // this candidate holds the Lease
+	created bool      // by creating it: there was no Lease
+	at      time.Time // when the Lease was read; a won term counts from here
+}
+
+// tryAcquireOrRenew makes one attempt to take or keep the Lease. The error
+// says why an attempt failed for a reason other than another live holder.
+func (e *Elector) tryAcquireOrRenew(ctx context.Context) (attempt, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	won, at, err := e.tryLocked(ctx)
+	a, err := e.tryLocked(ctx)
 	if e.cfg.OnAttempt != nil {
 		e.cfg.OnAttempt(err)
 	}
-	return won, at, err
+	return a, err
 }
 
-func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
+func (e *Elector) tryLocked(ctx context.Context) (attempt, error) {
 	old, raw, err := e.cfg.Lock.Get(ctx)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.
@@ -143,20 +180,14 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
 		RenewTime:            metav1.NewTime(now),
 	}
 	if apierrors.IsNotFound(err) {
-		if e.mustWaitForAbsentLease(now) {
-			return false, now, nil
-		}
-		e.absentSince = time.Time{} // whatever Create answers, the wait starts over next time
 		if err := e.cfg.Lock.Create(ctx, record); err != nil {
-			return false, now, fmt.Errorf("create lease %s: %w", e.Describe(), err)
+			return attempt{at: now}, fmt.Errorf("create lease %s: %w", e.Describe(), err)
 		}
 		e.observe(record, nil, now)
-		return true, now, nil
+		return attempt{won: true, created: true, at: now}, nil
 	}
-	// Absence counts only over consecutive answers that there is no Lease.
-	e.absentSince = time.Time{}
 	if err != nil {
-		return false, now, fmt.Errorf("get lease %s: %w", e.Describe(), err)
+		return attempt{at: now}, fmt.Errorf("get lease %s: %w", e.Describe(), err)
 	}
 	if string(raw) != string(e.observedRaw) {
 		e.observe(*old, raw, now)
@@ -164,7 +195,7 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
 	holder := old.HolderIdentity
 	valid := e.observedTime.Add(time.Duration(old.LeaseDurationSeconds) * time.Second).After(now)
 	if holder != "" && holder != e.Identity() && valid {
-		return false, now, nil
+		return attempt{at: now}, nil
 	}
 	if holder == e.Identity() {
 		record.AcquireTime = old.AcquireTime
@@ -173,28 +204,10 @@ func (e *Elector) tryLocked(ctx context.Context) (bool, time.Time, error) {
 		record.LeaderTransitions = old.LeaderTransitions + 1
 	}
 	if err := e.cfg.Lock.Update(ctx, record); err != nil {
-		return false, now, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+		return attempt{at: now}, fmt.Errorf("update lease %s: %w", e.Describe(), err)
 	}
 	e.observe(record, nil, now)
-	return true, now, nil
-}
-
-// mustWaitForAbsentLease says whether a candidate that found no Lease must
-// wait before creating it. A missing Lease may have been deleted under a
-// holder that still runs its group until its next renewal, or until its
-// renew_deadline if it is cut off; no candidate can tell that from a Lease
-// that never existed. So only the last known holder re-creates it at once
-// (keeping its term); everyone else waits until a holder would have given up
-// in any case: one lease_duration after first finding it absent.
-func (e *Elector) mustWaitForAbsentLease(now time.Time) bool {
-	if e.observed.HolderIdentity == e.Identity() {
-		return false
-	}
-	if e.absentSince.IsZero() {
-		e.absentSince = now
-	}
-	wait := max(e.cfg.LeaseDuration, time.Duration(e.observed.LeaseDurationSeconds)*time.Second)
-	return now.Before(e.absentSince.Add(wait))
+	return attempt{won: true, at: now}, nil
 }
 
 // observe remembers the record last seen and when it was first seen. A nil

@@ -43,6 +43,15 @@ func newElector(t *testing.T, cs *fake.Clientset, id string, mutate ...func(*Con
 	return e
 }
 
+// freeLease is a Lease that exists with no holder, as after a release: the
+// first candidate takes it at once.
+func freeLease() *coordinationv1.Lease {
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To[int32](1)},
+	}
+}
+
 func getLease(t *testing.T, cs *fake.Clientset) *coordinationv1.Lease {
 	t.Helper()
 	l, err := cs.CoordinationV1().Leases("ns").Get(context.Background(), "lease", metav1.GetOptions{})
@@ -140,7 +149,7 @@ func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 
 func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := fake.NewClientset(freeLease())
 		var mu sync.Mutex
 		var attempts []error
 		e := newElector(t, cs, "a", func(c *Config) {
@@ -246,33 +255,49 @@ func TestCampaignReturnsWhenCancelled(t *testing.T) {
 	})
 }
 
-// A Lease deleted by hand: its holder re-creates it at once and keeps its
-// term; a standby that saw that holder does not create it before the holder
-// would have given up.
-func TestDeletedLeaseStaysWithItsHolder(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
-		a, b := newElector(t, cs, "a"), newElector(t, cs, "b")
-		termA, err := a.Campaign(context.Background())
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		wonB := make(chan *Term, 1)
-		go func() {
-			if term, err := b.Campaign(ctx); err == nil {
-				wonB <- term
+// A Lease deleted by hand under a live holder: either the holder re-creates
+// it and keeps its term, or a standby creates it and waits until the holder
+// has given up before its own term begins. Never both at once.
+func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
+	for seed := range 10 {
+		synctest.Test(t, func(t *testing.T) {
+			cs := fake.NewClientset()
+			a, b := newElector(t, cs, "a"), newElector(t, cs, "b")
+			termA, err := a.Campaign(context.Background())
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wonB, lostA := make(chan time.Time, 1), make(chan time.Time, 1)
+			go func() {
+				if term, err := b.Campaign(ctx); err == nil {
+					wonB <- time.Now()
+					term.Abandon()
+				}
+			}()
+			go func() {
+				select {
+				case <-termA.Lost():
+					lostA <- time.Now()
+				case <-ctx.Done():
+				}
+			}()
+			// fake time: b has seen a's record; the offset varies who retries first
+			time.Sleep(3*time.Second + time.Duration(seed)*300*time.Millisecond)
+			require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
+			time.Sleep(time.Minute) // fake time: many retries of both
+			synctest.Wait()
+			select {
+			case at := <-wonB:
+				require.Len(t, lostA, 1, "b won at %v while a still held its term", at)
+				assert.True(t, (<-lostA).Before(at), "b's term began before a's ended")
+			default:
+				assert.Nil(t, termA.Err(), "a lost its term and b did not win either")
+				assert.Equal(t, "a", *getLease(t, cs).Spec.HolderIdentity)
 			}
-		}()
-		time.Sleep(3 * time.Second) // fake time: b has seen a's record
-		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
-		time.Sleep(30 * time.Second) // fake time: many retries of both
-		synctest.Wait()
-		assert.Nil(t, termA.Err(), "a keeps its term")
-		assert.Equal(t, "a", *getLease(t, cs).Spec.HolderIdentity)
-		assert.Empty(t, wonB)
-		cancel()
-		termA.Abandon()
-	})
+			cancel()
+			termA.Abandon()
+		})
+	}
 }
 
 // The deletion of a cut-off holder's Lease: a standby waits until that
@@ -315,7 +340,7 @@ func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 // the answer came in, not from when the attempt began.
 func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := fake.NewClientset(freeLease())
 		var slow atomic.Bool
 		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if slow.Swap(false) {
@@ -334,38 +359,5 @@ func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 		time.Sleep(30 * time.Second) // fake time: many renewals
 		assert.Nil(t, term.Err(), "the term was lost although every renewal succeeded")
 		term.Abandon()
-	})
-}
-
-// Candidates that all found no Lease race to create it; a loser must not
-// count its earlier wait when the Lease is deleted later.
-func TestAbsenceWaitStartsOverAfterLosingTheCreateRace(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
-		var staleGet atomic.Bool
-		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if staleGet.Swap(false) {
-				return true, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), "lease")
-			}
-			return false, nil, nil
-		})
-		b := newElector(t, cs, "b")
-		won, _, _ := b.tryAcquireOrRenew(context.Background()) // b finds no Lease at t=0
-		require.False(t, won)
-		time.Sleep(20 * time.Second) // fake time: b's wait is over
-		// a creates the Lease just after b's Get said there was none.
-		_, err := cs.CoordinationV1().Leases("ns").Create(context.Background(), &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("a"), LeaseDurationSeconds: ptr.To[int32](15)},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-		staleGet.Store(true)
-		won, _, err = b.tryAcquireOrRenew(context.Background())
-		require.False(t, won)
-		require.True(t, apierrors.IsAlreadyExists(errors.Unwrap(err)), "got %v", err)
-		// The Lease is deleted under a, which still runs its group.
-		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
-		won, _, _ = b.tryAcquireOrRenew(context.Background())
-		assert.False(t, won, "b created the Lease at once, counting a wait from before the Lease existed")
 	})
 }

@@ -90,11 +90,11 @@ func (t *Term) renew() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(t.ctx, remaining)
-		won, at, err := t.e.tryAcquireOrRenew(ctx)
+		a, err := t.e.tryAcquireOrRenew(ctx)
 		cancel()
 		switch {
-		case won:
-			lastRenew, wait = at, t.e.cfg.RetryPeriod
+		case a.won:
+			lastRenew, wait = a.at, t.e.cfg.RetryPeriod
 		case t.ctx.Err() != nil:
 			return
 		case err == nil:
