@@ -27,6 +27,18 @@ type Settings struct {
 	P5Samples  int      `json:"p5_samples"`
 	Jitter     string   `json:"jitter"`
 	Workload   string   `json:"workload"`
+	Binaries   []Binary `json:"binaries"`
+	Source     string   `json:"source,omitempty"` // git describe of the checkout, if any
+}
+
+// Binary is a collector binary as measured: the harness runs a copy taken
+// at start, so a rebuild during the run cannot mix versions.
+type Binary struct {
+	Impl     string    `json:"impl"`
+	Path     string    `json:"path"` // as given
+	Copy     string    `json:"copy"` // what ran
+	SHA256   string    `json:"sha256"`
+	Modified time.Time `json:"modified"`
 }
 
 // Figure is one measured quantity for both distributions.
@@ -187,6 +199,9 @@ func fmtValue(v float64, unit string) string {
 func fmtRatio(p *float64) string {
 	if p == nil {
 		return "—"
+	}
+	if *p != 0 && *p < 0.1 {
+		return fmt.Sprintf("%.3f×", *p)
 	}
 	return fmt.Sprintf("%.2f×", *p)
 }

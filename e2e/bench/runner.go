@@ -30,7 +30,7 @@ type Impl struct {
 	Collector  string // binary
 	Config     string // --config
 	Namespace  string // POD_NAMESPACE: where its Lease lives
-	LeaseName  string // the Lease it campaigns for (deleted before each fleet starts)
+	LeaseName  string // the Lease it campaigns for (deleted before a fleet starts if still held)
 	Kubeconfig string // the replicas' ServiceAccount kubeconfig
 	Env        map[string]string
 }
@@ -67,7 +67,7 @@ type Trial struct {
 type ConfigResult struct {
 	Impl           string     `json:"impl"`
 	Replicas       int        `json:"replicas"`
-	StartupSeconds float64    `json:"startup_seconds"` // fleet start to the first single leader
+	StartupSeconds float64    `json:"startup_seconds"` // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
 	P1             []Trial    `json:"p1_sigterm,omitempty"`
 	P2             []Trial    `json:"p2_sigkill,omitempty"`
 	P1Summary      Summary    `json:"p1_gap_seconds"`
@@ -113,14 +113,29 @@ type ResourceSample struct {
 	HeapMiB    float64 `json:"heap_alloc_mib"`
 }
 
-// DeleteLease removes the Lease so the next fleet starts on a free one (the
-// peer does not release it on shutdown).
-func DeleteLease(ctx context.Context, cs kubernetes.Interface, ns, name string) error {
-	err := cs.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{})
+// FreeLease deletes the Lease if it still names a holder, so the next
+// fleet does not wait for a holder of the previous one to expire (the peer
+// does not release the Lease on shutdown). A released Lease (no holder, as
+// ours leaves it after a graceful stop) is kept: ours creates a missing
+// Lease only after lease_duration, unless it was its last holder.
+func FreeLease(ctx context.Context, cs kubernetes.Interface, ns, name string) (deleted bool, err error) {
+	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
-	return err
+	if err != nil {
+		return false, err
+	}
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+		return false, nil
+	}
+	err = cs.CoordinationV1().Leases(ns).Delete(ctx, name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{ResourceVersion: &l.ResourceVersion},
+	})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // RunConfig starts the fleet, runs the plan's trials and returns what was
@@ -157,8 +172,10 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		return res
 	}
 
-	if err := DeleteLease(ctx, cs, impl.Namespace, impl.LeaseName); err != nil {
-		return fail(fmt.Errorf("delete lease %s/%s: %w", impl.Namespace, impl.LeaseName, err))
+	if deleted, err := FreeLease(ctx, cs, impl.Namespace, impl.LeaseName); err != nil {
+		return fail(fmt.Errorf("free lease %s/%s: %w", impl.Namespace, impl.LeaseName, err))
+	} else if deleted {
+		res.Notes = append(res.Notes, "deleted the Lease left held by the previous fleet")
 	}
 	opts := fleet.Options{
 		Collector:  impl.Collector,

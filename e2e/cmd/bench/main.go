@@ -184,11 +184,27 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
+	// Run copies of the binaries: `make distribution` elsewhere must not
+	// swap a binary in the middle of the run.
+	var binaries []bench.Binary
+	for _, name := range order {
+		im := impls[name]
+		b, err := bench.Snapshot(name, im.Collector, filepath.Join(workDir, "bin"))
+		if err != nil {
+			return err
+		}
+		im.Collector = b.Copy
+		impls[name] = im
+		binaries = append(binaries, b)
+		say("%s: %s (sha256 %.12s, built %s), running a copy", name, b.Path, b.SHA256, b.Modified.Format(time.DateTime))
+	}
+
 	report := &bench.Report{Started: time.Now(), Machine: bench.DescribeMachine(), Settings: bench.Settings{
 		Quick: o.quick, Impls: order, Collector: o.collector, Peer: o.peer,
 		Timings:  "lease_duration 15s, renew_deadline 10s, retry_period 2s (defaults of both configurations)",
 		Replicas: o.replicas, P1Trials: o.p1Trials, P2Trials: o.p2Trials, P6Replicas: p6, P6Trials: o.p6Trials,
 		P5Warmup: o.p5Warmup.String(), P5Samples: o.p5Samples, Jitter: o.jitter.String(),
+		Binaries: binaries, Source: bench.GitDescribe(filepath.Dir(o.config)),
 		Workload: fmt.Sprintf("local etcd + kube-apiserver (no controller manager); namespace demo with %d Deployments, a Ready Node and Running Pods; a demo Event every %s", len(cluster.DemoDeployments), o.eventEvery),
 	}}
 	// A rough estimate: per trial the gap (graceful: ~1.5s ours, ~16s
