@@ -17,11 +17,11 @@ import (
 )
 
 func (c *ControlPlane) startEtcd(ctx context.Context) error {
-	clientPort, err := freePort()
+	clientPort, err := proc.FreePort()
 	if err != nil {
 		return err
 	}
-	peerPort, err := freePort()
+	peerPort, err := proc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -190,9 +190,9 @@ func (c *ControlPlane) waitReady(ctx context.Context, p *proc.Process, name stri
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("%s exited before it was ready (%v); end of %s:\n%s", name, p.Err(), p.LogPath, logTail(p.LogPath, 3000))
+			return fmt.Errorf("%s exited before it was ready (%v); end of %s:\n%s", name, p.Err(), p.LogPath, proc.Tail(p.LogPath, 3000))
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w; end of %s:\n%s", name, ctx.Err(), p.LogPath, logTail(p.LogPath, 3000))
+			return fmt.Errorf("%s not ready: %w; end of %s:\n%s", name, ctx.Err(), p.LogPath, proc.Tail(p.LogPath, 3000))
 		case <-tick.C:
 		}
 	}

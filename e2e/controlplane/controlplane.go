@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -109,7 +108,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err = cp.startEtcd(ctx); err != nil {
 		return nil, err
 	}
-	if cp.port, err = freePort(); err != nil {
+	if cp.port, err = proc.FreePort(); err != nil {
 		return nil, err
 	}
 	cp.Host = fmt.Sprintf("https://127.0.0.1:%d", cp.port)
@@ -186,25 +185,4 @@ func (c *ControlPlane) Stop() error {
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
-// logTail returns the last n bytes of a log file, for error messages.
-func logTail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
-}

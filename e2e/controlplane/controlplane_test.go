@@ -48,7 +48,7 @@ func start(t *testing.T, opts Options) *ControlPlane {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
-				t.Logf("--- end of %s.log:\n%s", name, logTail(cp.LogDir+"/"+name+".log", 2000))
+				t.Logf("--- end of %s.log:\n%s", name, proc.Tail(cp.LogDir+"/"+name+".log", 2000))
 			}
 		}
 		assert.NoError(t, cp.Stop())

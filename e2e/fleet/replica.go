@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -50,11 +48,11 @@ func newReplica(f *Fleet, i int) (*Replica, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	hp, err := freePort()
+	hp, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	mp, err := freePort()
+	mp, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -292,23 +290,6 @@ func (r *Replica) Healthy(ctx context.Context) bool {
 
 // LogTail returns the last n bytes of the replica's log, for failure messages.
 func (r *Replica) LogTail(n int64) string {
-	f, err := os.Open(r.LogPath)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
+	return proc.Tail(r.LogPath, n)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
