@@ -185,4 +185,3 @@ func (c *ControlPlane) Stop() error {
 }
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1.
-

@@ -292,4 +292,3 @@ func (r *Replica) Healthy(ctx context.Context) bool {
 func (r *Replica) LogTail(n int64) string {
 	return proc.Tail(r.LogPath, n)
 }
-
