@@ -183,5 +183,3 @@ func (c *ControlPlane) Stop() error {
 	}
 	return errors.Join(errs...)
 }
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
