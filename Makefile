@@ -43,8 +43,9 @@ distribution:
 e2e: distribution
 	cd e2e && $(GO) test -count=1 -timeout 40m ./... -args -collector=$(BIN)/otelcol-leader
 
+## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution
-	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader
+	hack/build-peer.sh && cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -116,8 +116,8 @@ type ResourceSample struct {
 // FreeLease deletes the Lease if it still names a holder, so the next
 // fleet does not wait for a holder of the previous one to expire (the peer
 // does not release the Lease on shutdown). A released Lease (no holder, as
-// ours leaves it after a graceful stop) is kept: ours creates a missing
-// Lease only after lease_duration, unless it was its last holder.
+// ours leaves it after a graceful stop) is kept: a replica of ours that
+// has to create the Lease waits lease_duration before starting its group.
 func FreeLease(ctx context.Context, cs kubernetes.Interface, ns, name string) (deleted bool, err error) {
 	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
