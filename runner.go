@@ -158,6 +158,7 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 		if err != nil {
 			return // shutting down; never held the Lease in this round
 		}
+		won := r.clock.Now()
 		r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs)
 		r.logger.Info("leadership acquired")
 		if ctx.Err() != nil {
@@ -178,11 +179,11 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 			continue
 		}
 		failures = 0
-		r.telemetry.LeaderGroupStartDuration.Record(context.Background(), r.clock.Since(term.Acquired()).Seconds(), r.attrs)
+		r.telemetry.LeaderGroupStartDuration.Record(context.Background(), r.clock.Since(won).Seconds(), r.attrs)
 		r.telemetry.LeaderElectionIsLeader.Record(context.Background(), 1, r.attrs)
 		r.setGroupErr(nil)
 		r.logger.Info("leader group started", zap.Strings("receivers", g.keys()),
-			zap.Duration("since_acquired", r.clock.Since(term.Acquired())))
+			zap.Duration("since_acquired", r.clock.Since(won)))
 		if !r.lead(ctx, term, rg, g) {
 			return
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -23,7 +22,6 @@ type Term struct {
 	lost   chan struct{} // closed when renewing failed; err says why
 	done   chan struct{} // closed when the renew loop has returned
 	err    error
-	endMu  sync.Mutex
 }
 
 func (e *Elector) startTerm(acquired time.Time) *Term {
@@ -35,9 +33,6 @@ func (e *Elector) startTerm(acquired time.Time) *Term {
 	go t.renew()
 	return t
 }
-
-// Acquired is when the attempt that won this term started.
-func (t *Term) Acquired() time.Time { return t.acquired }
 
 // Lost is closed when the term ended by itself: the holder could not renew
 // within renew_deadline, or found another holder in the Lease. From then on
@@ -68,8 +63,6 @@ func (t *Term) Abandon() {
 // lost.
 func (t *Term) Release(ctx context.Context) (bool, error) {
 	t.Abandon()
-	t.endMu.Lock()
-	defer t.endMu.Unlock()
 	return t.e.release(ctx)
 }
 
