@@ -21,6 +21,15 @@
 // lease_duration - renew_deadline before any other candidate can take over:
 // that margin is what the caller has to stop the work the Lease guards.
 //
+// A missing Lease cannot be told apart from one deleted by hand under a
+// holder that still works. So a candidate that wins by creating the Lease
+// holds (and renews) it for lease_duration before [Elector.Campaign] returns
+// the term: by then any holder of a deleted Lease has given up. A holder that
+// finds its own Lease deleted re-creates it while renewing and keeps its term.
+//
+// Every attempt reads the clock after its Get: a record counts as seen only
+// once the answer is in, and a term counts from a moment before its write.
+//
 // A holder hands the Lease over early only through [Term.Release], which
 // writes an empty holder if, and only if, the record still names this
 // candidate at the version it last read. Release is therefore safe to call
