@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
-	"k8s.io/utils/clock"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
@@ -38,7 +37,6 @@ type runner struct {
 	identity   string
 	consumers  consumers
 	telemetry  *metadata.TelemetryBuilder
-	clock      clock.Clock
 	newClient  func(*Config) (kubernetes.Interface, error)
 	onShutdown func() // forgets this runner in the factory's map
 
@@ -69,7 +67,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, clock: clock.RealClock{}, newClient: newKubeClient, onShutdown: func() {},
+		telemetry: tb, newClient: newKubeClient, onShutdown: func() {},
 	}, nil
 }
 
@@ -104,7 +102,6 @@ func (r *runner) start(host component.Host) error {
 		LeaseDuration: le.LeaseDuration,
 		RenewDeadline: le.RenewDeadline,
 		RetryPeriod:   le.RetryPeriod,
-		Clock:         r.clock,
 		OnAttempt:     r.onAttempt,
 	})
 	if err != nil {
@@ -158,7 +155,7 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 		if err != nil {
 			return // shutting down; never held the Lease in this round
 		}
-		won := r.clock.Now()
+		won := time.Now()
 		r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs)
 		r.logger.Info("leadership acquired")
 		if ctx.Err() != nil {
@@ -174,16 +171,16 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-r.clock.After(wait):
+			case <-time.After(wait):
 			}
 			continue
 		}
 		failures = 0
-		r.telemetry.LeaderGroupStartDuration.Record(context.Background(), r.clock.Since(won).Seconds(), r.attrs)
+		r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
 		r.telemetry.LeaderElectionIsLeader.Record(context.Background(), 1, r.attrs)
 		r.setGroupErr(nil)
 		r.logger.Info("leader group started", zap.Strings("receivers", g.keys()),
-			zap.Duration("since_acquired", r.clock.Since(won)))
+			zap.Duration("since_acquired", time.Since(won)))
 		if !r.lead(ctx, term, rg, g) {
 			return
 		}
