@@ -165,51 +165,73 @@ func (g *group) keys() []string {
 	return out
 }
 
-// instance is one created sub-receiver for one signal.
+// instance is one created sub-receiver for one signal. It counts as running
+// from the moment its Start is called until its Shutdown has returned.
 type instance struct {
 	key  string
 	comp component.Component
+	// ctx is the context the instance is started with and lives until it has
+	// stopped: k8s_cluster runs its informers on it for the whole term.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// started is closed when Start has returned; startErr is its error.
+	started  chan struct{}
+	startErr error
 }
 
-// runningGroup is one term's instances of the group.
+// runningGroup is one term's instances of the group, started one after the
+// other in the background so that the caller can watch the term meanwhile.
 type runningGroup struct {
-	instances []instance
-	// cancel ends the context the instances were started with. k8s_cluster
-	// runs its informers on that context for the whole term, so it must live
-	// until the group stops.
-	cancel context.CancelFunc
+	mu        sync.Mutex
+	instances []*instance // every instance whose Start was called
+	aborted   bool        // stop was called: start no more instances
+
+	done chan struct{} // closed when start has finished: all started, one failed, or aborted
+	err  error         // why the start failed; read after done
 }
 
 // start builds fresh instances of every member (receivers cannot be started
-// twice) and starts them all. It is all or nothing: when one fails, those
-// already started are shut down before start returns the error.
-func (g *group) start(host component.Host) (*runningGroup, error) {
-	termCtx, cancel := context.WithCancel(context.Background())
-	rg := &runningGroup{cancel: cancel}
-	sub := &subHost{Host: host}
+// twice) and starts them one after the other in the background; Done is
+// closed when all have started or one failed (Err). It is all or nothing:
+// after a failure, or at any moment, stop shuts down every instance whose
+// Start was called, including one whose Start has not returned yet.
+func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
+	rg := &runningGroup{done: make(chan struct{})}
+	sub := &subHost{Host: host, report: report}
+	go func() {
+		defer close(rg.done)
+		rg.err = g.startAll(rg, sub)
+	}()
+	return rg
+}
+
+func (g *group) startAll(rg *runningGroup, sub *subHost) error {
 	for _, m := range g.members {
 		c, err := m.config()
 		if err != nil {
-			return nil, errors.Join(err, rg.stop(context.Background()))
+			return err
 		}
 		set := g.memberSettings(m)
 		for _, s := range m.signals {
-			comp, err := g.create(termCtx, set, c, m.factory, s)
-			if err != nil && !errors.Is(err, pipeline.ErrSignalNotSupported) {
-				return nil, errors.Join(fmt.Errorf("receivers::%s: create %s receiver: %w", m.key, s, err), rg.stop(context.Background()))
-			}
-			if err != nil {
+			in, err := rg.add(m.key, func(ctx context.Context) (component.Component, error) {
+				return g.create(ctx, set, c, m.factory, s)
+			})
+			switch {
+			case errors.Is(err, errAborted):
+				return err
+			case errors.Is(err, pipeline.ErrSignalNotSupported):
 				continue
+			case err != nil:
+				return fmt.Errorf("receivers::%s: create %s receiver: %w", m.key, s, err)
 			}
-			if err := comp.Start(termCtx, sub); err != nil {
-				// Shut the failed one down too: it may have started part of its work.
-				rg.instances = append(rg.instances, instance{m.key, comp})
-				return nil, errors.Join(fmt.Errorf("receivers::%s: start: %w", m.key, err), rg.stop(context.Background()))
+			in.startErr = in.comp.Start(in.ctx, sub)
+			close(in.started)
+			if in.startErr != nil {
+				return fmt.Errorf("receivers::%s: start: %w", m.key, in.startErr)
 			}
-			rg.instances = append(rg.instances, instance{m.key, comp})
 		}
 	}
-	return rg, nil
+	return nil
 }
 
 // memberSettings gives a member an ID that names its parent, e.g.
@@ -241,18 +263,72 @@ func (g *group) create(ctx context.Context, set receiver.Settings, c component.C
 	return nil, pipeline.ErrSignalNotSupported
 }
 
-// stop shuts every instance down and returns when all have returned or ctx
-// is done, whichever comes first. The instances have no order among
-// themselves, so they stop concurrently: the group is down as soon as its
-// slowest member is, which keeps the handover short. The term context is
-// cancelled only after that, as a backstop for work a receiver leaves on it.
+var errAborted = errors.New("the group was stopped while it was starting")
+
+// add creates an instance and records it, unless stop was called: from then
+// on no instance is added, so stop sees every instance that will ever start.
+func (rg *runningGroup) add(key string, create func(context.Context) (component.Component, error)) (*instance, error) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	if rg.aborted {
+		return nil, errAborted
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	comp, err := create(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	in := &instance{key: key, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
+	rg.instances = append(rg.instances, in)
+	return in, nil
+}
+
+// Done is closed when the start has finished; Err says whether it failed.
+func (rg *runningGroup) Done() <-chan struct{} { return rg.done }
+
+// Err is why the start failed, or nil; valid once Done is closed.
+func (rg *runningGroup) Err() error { return rg.err }
+
+// errNotStopped says that a sub-receiver was still running when the stop had
+// to be over: its Start or its Shutdown had not returned.
+type errNotStopped struct {
+	keys []string
+	err  error
+}
+
+func (e *errNotStopped) Error() string {
+	return fmt.Sprintf("sub-receivers %s did not stop in time: %v", strings.Join(e.keys, ", "), e.err)
+}
+
+func (e *errNotStopped) Unwrap() error { return e.err }
+
+// stop stops every instance whose Start was called and returns when all have
+// stopped or ctx is done, whichever comes first; in the latter case the
+// error is an *errNotStopped naming those still running. The instances have
+// no order among themselves, so they stop concurrently: the group is down as
+// soon as its slowest member is. An instance whose Start has not returned
+// has its context cancelled at once (a Start that waits on it gives up),
+// and is shut down when its Start returns. A started instance's context is
+// cancelled after its Shutdown, as a backstop for work it left on it.
 func (rg *runningGroup) stop(ctx context.Context) error {
-	defer rg.cancel()
-	errs := make([]error, len(rg.instances))
-	stopped := make([]atomic.Bool, len(rg.instances))
+	rg.mu.Lock()
+	rg.aborted = true
+	instances := slices.Clone(rg.instances)
+	rg.mu.Unlock()
+
+	errs := make([]error, len(instances))
+	stopped := make([]atomic.Bool, len(instances))
 	var wg sync.WaitGroup
-	for i, in := range rg.instances {
+	for i, in := range instances {
 		wg.Go(func() {
+			defer in.cancel()
+			select {
+			case <-in.started:
+			default:
+				in.cancel()
+				<-in.started
+			}
 			if err := in.comp.Shutdown(ctx); err != nil {
 				errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
 			}
@@ -265,13 +341,18 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 	case <-done:
 		return errors.Join(errs...)
 	case <-ctx.Done():
+		select {
+		case <-done: // finished at the same moment
+			return errors.Join(errs...)
+		default:
+		}
 		var hung []string
-		for i, in := range rg.instances {
+		for i, in := range instances {
 			if !stopped[i].Load() && !slices.Contains(hung, in.key) {
 				hung = append(hung, in.key)
 			}
 		}
-		return fmt.Errorf("sub-receivers %s did not stop in time: %w", strings.Join(hung, ", "), ctx.Err())
+		return &errNotStopped{keys: hung, err: ctx.Err()}
 	}
 }
 
@@ -280,6 +361,7 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 // refuses to start without GetExporters), and their status reports reach it.
 type subHost struct {
 	component.Host
+	report func(*componentstatus.Event) // to every pipeline instance of this block
 }
 
 // exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream
@@ -309,5 +391,5 @@ func (h *subHost) GetFactory(kind component.Kind, typ component.Type) component.
 }
 
 func (h *subHost) Report(ev *componentstatus.Event) {
-	componentstatus.ReportStatus(h.Host, ev)
+	h.report(ev)
 }

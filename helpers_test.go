@@ -33,15 +33,18 @@ import (
 
 // journal records, in one order, what the groups and the Lease did, so a
 // test can tell whether two groups ever ran at once and whether a group had
-// stopped before the Lease changed hands.
+// stopped before the Lease changed hands. A sub-receiver instance counts as
+// running from the moment its Start is called until its Shutdown returned,
+// whatever it said in between: that is when it may do work.
 type journal struct {
 	mu      sync.Mutex
 	entries []string       // "start A", "stop A", "lease A", "lease " (released)
-	running map[string]int // sub-receivers running, by replica
+	running map[string]int // sub-receiver instances running, by replica
+	live    map[string]int // the same, by replica, sub-receiver and signal
 	overlap int            // the most groups ever running at once
 }
 
-func newJournal() *journal { return &journal{running: map[string]int{}} }
+func newJournal() *journal { return &journal{running: map[string]int{}, live: map[string]int{}} }
 
 func (j *journal) add(e string) {
 	j.mu.Lock()
@@ -49,25 +52,31 @@ func (j *journal) add(e string) {
 	j.entries = append(j.entries, e)
 }
 
-func (j *journal) started(replica, id string) {
+// started is called when an instance's Start is entered. Two replicas with
+// running instances, or two instances of one sub-receiver and signal in one
+// replica, are two groups.
+func (j *journal) started(replica, id, signal string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.entries = append(j.entries, "start "+replica+"/"+id)
 	j.running[replica]++
+	j.live[replica+" "+id+" "+signal]++
 	n := 0
 	for _, c := range j.running {
 		if c > 0 {
 			n++
 		}
 	}
-	j.overlap = max(j.overlap, n)
+	j.overlap = max(j.overlap, n, j.live[replica+" "+id+" "+signal])
 }
 
-func (j *journal) stopped(replica, id string) {
+// stopped is called when an instance's Shutdown returns.
+func (j *journal) stopped(replica, id, signal string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.entries = append(j.entries, "stop "+replica+"/"+id)
 	j.running[replica]--
+	j.live[replica+" "+id+" "+signal]--
 }
 
 func (j *journal) maxOverlap() int {
@@ -112,29 +121,38 @@ func newCluster(j *journal) *cluster {
 }
 
 // client returns a clientset for one replica; while fail is set, every call
-// it makes fails as if the API server were unreachable.
-func (c *cluster) client(fail *atomic.Bool) *fake.Clientset {
+// it makes fails as if the API server were unreachable. A write is applied at
+// once, but its answer reaches the replica only after slow (then reset).
+func (c *cluster) client(fail *atomic.Bool, slow *atomic.Int64) *fake.Clientset {
 	cs := &fake.Clientset{}
 	cs.AddReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if fail != nil && fail.Load() {
 			return true, nil, errors.New("connection refused (injected)")
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if err := c.checkVersion(a); err != nil {
-			return true, nil, err
-		}
-		handled, obj, err := k8stesting.ObjectReaction(c.tracker)(a)
-		if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" {
-			holder := ""
-			if l.Spec.HolderIdentity != nil {
-				holder = *l.Spec.HolderIdentity
-			}
-			c.journal.add("lease " + holder)
+		handled, obj, err := c.apply(a)
+		if slow != nil && a.GetVerb() != "get" {
+			time.Sleep(time.Duration(slow.Swap(0))) // fake time inside a synctest bubble
 		}
 		return handled, obj, err
 	})
 	return cs
+}
+
+func (c *cluster) apply(a k8stesting.Action) (bool, runtime.Object, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkVersion(a); err != nil {
+		return true, nil, err
+	}
+	handled, obj, err := k8stesting.ObjectReaction(c.tracker)(a)
+	if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" {
+		holder := ""
+		if l.Spec.HolderIdentity != nil {
+			holder = *l.Spec.HolderIdentity
+		}
+		c.journal.add("lease " + holder)
+	}
+	return handled, obj, err
 }
 
 // checkVersion gives a Lease update the optimistic concurrency of a real API
@@ -194,24 +212,26 @@ type behaviour struct {
 	replica   string
 	journal   *journal
 	startErr  atomic.Pointer[error]
+	block     chan struct{} // when set, Start blocks until it is closed, ignoring its context
 	hang      chan struct{} // when set, Shutdown blocks until it is closed
 	instances atomic.Int64  // created so far
+	entered   atomic.Int64  // Start calls so far
 }
 
 // testFactory is a receiver factory for metrics and logs whose receivers
 // journal their start and stop and emit one metric on start.
 func testFactory(typ component.Type, b *behaviour) receiver.Factory {
-	create := func(set receiver.Settings, cfg component.Config, next consumer.Metrics) *testReceiver {
+	create := func(set receiver.Settings, cfg component.Config, signal string, next consumer.Metrics) *testReceiver {
 		b.instances.Add(1)
-		return &testReceiver{b: b, id: set.ID, cfg: cfg.(*testConfig), next: next}
+		return &testReceiver{b: b, id: set.ID, signal: signal, cfg: cfg.(*testConfig), next: next}
 	}
 	return receiver.NewFactory(typ,
 		func() component.Config { return &testConfig{Value: 1} },
 		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-			return create(set, cfg, next), nil
+			return create(set, cfg, "metrics", next), nil
 		}, component.StabilityLevelAlpha),
 		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, _ consumer.Logs) (receiver.Logs, error) {
-			return create(set, cfg, nil), nil
+			return create(set, cfg, "logs", nil), nil
 		}, component.StabilityLevelAlpha),
 	)
 }
@@ -219,17 +239,22 @@ func testFactory(typ component.Type, b *behaviour) receiver.Factory {
 type testReceiver struct {
 	b       *behaviour
 	id      component.ID
+	signal  string
 	cfg     *testConfig
 	next    consumer.Metrics
-	started bool
+	entered bool
 }
 
 func (r *testReceiver) Start(ctx context.Context, _ component.Host) error {
+	r.entered = true
+	r.b.entered.Add(1)
+	r.b.journal.started(r.b.replica, r.id.String(), r.signal)
+	if r.b.block != nil {
+		<-r.b.block
+	}
 	if errp := r.b.startErr.Load(); errp != nil {
 		return *errp
 	}
-	r.started = true
-	r.b.journal.started(r.b.replica, r.id.String())
 	if r.next != nil {
 		md := pmetric.NewMetrics()
 		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
@@ -244,10 +269,24 @@ func (r *testReceiver) Shutdown(context.Context) error {
 	if r.b.hang != nil {
 		<-r.b.hang
 	}
-	if r.started {
-		r.b.journal.stopped(r.b.replica, r.id.String())
+	if r.entered {
+		r.b.journal.stopped(r.b.replica, r.id.String(), r.signal)
 	}
 	return nil
+}
+
+// release lets every blocked Start and hung Shutdown return.
+func (b *behaviour) release() {
+	for _, c := range []chan struct{}{b.block, b.hang} {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c:
+		default:
+			close(c)
+		}
+	}
 }
 
 // testHost provides the test factories and records status reports.
@@ -255,6 +294,8 @@ type testHost struct {
 	factories map[component.Type]receiver.Factory
 	mu        sync.Mutex
 	statuses  []*componentstatus.Event
+	// onFatal runs when a FatalError is reported: the collector would exit.
+	onFatal func()
 }
 
 func (h *testHost) GetExtensions() map[component.ID]component.Component { return nil }
@@ -271,8 +312,31 @@ func (h *testHost) GetFactory(kind component.Kind, typ component.Type) component
 
 func (h *testHost) Report(ev *componentstatus.Event) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.statuses = append(h.statuses, ev)
+	onFatal := h.onFatal
+	h.mu.Unlock()
+	if ev.Status() == componentstatus.StatusFatalError && onFatal != nil {
+		onFatal()
+	}
+}
+
+// statusCount is the number of status events reported so far.
+func (h *testHost) statusCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.statuses)
+}
+
+// fatalErr is the FatalError reported, if any.
+func (h *testHost) fatalErr() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.statuses {
+		if ev.Status() == componentstatus.StatusFatalError {
+			return ev.Err()
+		}
+	}
+	return nil
 }
 
 func (h *testHost) lastStatus() *componentstatus.Event {
@@ -286,13 +350,26 @@ func (h *testHost) lastStatus() *componentstatus.Event {
 
 // replica is one collector's leader_receiver_creator on the fake cluster.
 type replica struct {
-	name    string
-	r       *runner
-	host    *testHost
-	b       *behaviour
-	fail    atomic.Bool // cut this replica off the API server
-	logs    *observer.ObservedLogs
-	metrics *consumertest.MetricsSink
+	name     string
+	r        *runner
+	host     *testHost
+	b        *behaviour
+	fail     atomic.Bool  // cut this replica off the API server
+	slow     atomic.Int64 // the answer to its next write comes this late (ns)
+	logs     *observer.ObservedLogs
+	metrics  *consumertest.MetricsSink
+	others   []*behaviour // of sub-receiver types added by the test
+	exitedAt time.Time    // when a FatalError ended it (exitsOnFatal)
+}
+
+// addType gives the replica a second test sub-receiver type with its own
+// behaviour.
+func (rp *replica) addType(name string) *behaviour {
+	b := &behaviour{replica: rp.name, journal: rp.b.journal}
+	typ := component.MustNewType(name)
+	rp.host.factories[typ] = testFactory(typ, b)
+	rp.others = append(rp.others, b)
+	return b
 }
 
 // testConfigFor is a block with one test sub-receiver per given key.
@@ -318,22 +395,32 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 	rp.host = &testHost{factories: map[component.Type]receiver.Factory{testType: testFactory(testType, rp.b)}}
 	r, err := newRunner(cfg, set, name)
 	require.NoError(t, err)
-	client := c.client(&rp.fail)
+	client := c.client(&rp.fail, &rp.slow)
 	r.newClient = func(*Config) (kubernetes.Interface, error) { return client, nil }
+	r.process = newProcessLeases() // every replica is a process of its own
 	r.consumers.metrics = rp.metrics
 	r.consumers.logs = consumertest.NewNop()
 	rp.r = r
 	t.Cleanup(func() {
-		if rp.b.hang != nil {
-			select {
-			case <-rp.b.hang:
-			default:
-				close(rp.b.hang)
-			}
+		rp.b.release()
+		for _, b := range rp.others {
+			b.release()
 		}
 		_ = r.Shutdown(context.Background())
 	})
 	return rp
+}
+
+// exitsOnFatal makes a FatalError end this replica as the collector would:
+// the process exits, so whatever its sub-receivers did ends with it.
+func (rp *replica) exitsOnFatal() {
+	rp.host.onFatal = func() {
+		rp.exitedAt = time.Now()
+		rp.b.release()
+		for _, b := range rp.others {
+			b.release()
+		}
+	}
 }
 
 func (rp *replica) start(t *testing.T) {

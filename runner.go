@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
@@ -30,6 +32,12 @@ var errShutDown = errors.New("leader_receiver_creator was shut down before it st
 // runner is the component: it campaigns for the Lease in the background and
 // runs the group while it holds it. One runner serves all the pipelines its
 // configuration is in.
+//
+// Its one promise is that the group never runs on two replicas at once. Every
+// path that holds the Lease works against the term's deadline (see
+// elector.Term.Deadline): a group start is watched and aborted, a group is
+// stopped by that instant, and a replica whose group does not stop by then
+// never leads again and reports a FatalError, so that the collector exits.
 type runner struct {
 	cfg        *Config
 	set        receiver.Settings
@@ -39,6 +47,7 @@ type runner struct {
 	telemetry  *metadata.TelemetryBuilder
 	newClient  func(*Config) (kubernetes.Interface, error)
 	onShutdown func() // forgets this runner in the factory's map
+	process    *processLeases
 
 	startOnce sync.Once
 	startErr  error
@@ -50,14 +59,20 @@ type runner struct {
 	// cancel, read by the loop after it sees the cancellation.
 	shutdownCtx context.Context
 
-	host  component.Host
-	lease string // namespace/name
+	host  component.Host // the first pipeline instance's, for the sub-receivers
+	lease string         // namespace/name
 	attrs metric.MeasurementOption
 
-	statusMu sync.Mutex
-	apiErr   error // the last failed attempt on the Lease, until one succeeds
-	groupErr error // the last failed group start or stop, until a group starts
-	reported string
+	mu            sync.Mutex // guards what follows
+	closed        bool       // Shutdown has returned: no status, metric or renewal after that
+	term          *elector.Term
+	hosts         []component.Host // every pipeline instance's: status goes to all
+	last          *componentstatus.Event
+	apiErr        error // the last failed attempt on the Lease, until one succeeds
+	groupErr      error // the last failed group start or stop, until campaigning again works
+	clearGroupErr bool  // the next successful attempt on the Lease clears groupErr
+	fatal         bool  // a FatalError was reported: nothing is reported after it
+	reported      string
 }
 
 func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, error) {
@@ -67,14 +82,17 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, newClient: newKubeClient, onShutdown: func() {},
+		telemetry: tb, newClient: newKubeClient, onShutdown: func() {}, process: thisProcess,
 	}, nil
 }
 
-// Start resolves and validates the group against the host's factories, so a
+// Start is called once for every pipeline instance of this block, each time
+// with that instance's host: status is reported to all of them. The first
+// call resolves and validates the group against the host's factories, so a
 // bad sub-receiver configuration fails every replica here, then campaigns in
 // the background and returns.
 func (r *runner) Start(_ context.Context, host component.Host) error {
+	r.addHost(host)
 	r.startOnce.Do(func() { r.startErr = r.start(host) })
 	return r.startErr
 }
@@ -88,6 +106,10 @@ func (r *runner) start(host component.Host) error {
 	ns, err := le.leaseNamespace()
 	if err != nil {
 		return fmt.Errorf("leader_election.lease_namespace: %w", err)
+	}
+	lease := ns + "/" + le.LeaseName
+	if err := r.process.slot(lease).hungErr(); err != nil {
+		return err
 	}
 	client, err := r.newClient(r.cfg)
 	if err != nil {
@@ -107,14 +129,14 @@ func (r *runner) start(host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("leader_election: %w", err)
 	}
-	r.host, r.lease = host, ns+"/"+le.LeaseName
+	r.host, r.lease = host, lease
 	r.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("lease", r.lease)))
 	r.logger = r.logger.With(zap.String("lease", r.lease), zap.String("identity", r.identity))
-	r.telemetry.LeaderElectionIsLeader.Record(context.Background(), 0, r.attrs)
+	r.setLeader(false)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
-	r.logger.Info("campaigning for the lease", zap.Strings("receivers", g.keys()))
+	r.logger.Info(logmsg.Campaigning, zap.Strings("receivers", g.keys()))
 	go func() {
 		defer close(r.done)
 		r.loop(ctx, el, g)
@@ -123,7 +145,11 @@ func (r *runner) start(host component.Host) error {
 }
 
 // Shutdown stops the group, then releases the Lease (if configured), then
-// returns. Safe without Start and more than once.
+// returns. It returns within ctx whatever the group does: if the group is not
+// down by then, it stops renewing the Lease (which then expires) and leaves
+// the group to stop, by the term's deadline, in the background. Once it has
+// returned, this process no longer renews the Lease and no status or metric
+// is recorded. Safe without Start and more than once.
 func (r *runner) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() { r.stopErr = r.shutdown(ctx) })
 	return r.stopErr
@@ -134,20 +160,56 @@ func (r *runner) shutdown(ctx context.Context) error {
 	defer r.telemetry.Shutdown()
 	r.startOnce.Do(func() { r.startErr = errShutDown }) // a later Start fails
 	if r.done == nil {
+		r.close()
 		return nil
 	}
 	r.shutdownCtx = ctx
 	r.cancel()
 	select {
 	case <-r.done:
+		r.close()
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("leader_receiver_creator did not finish shutting down: %w", ctx.Err())
+		if term := r.close(); term != nil {
+			term.Abandon()
+		}
+		return fmt.Errorf("leader_receiver_creator did not finish shutting down; the lease is left to expire: %w", ctx.Err())
 	}
 }
 
+// close ends all output (status, metrics, renewals) and returns the term the
+// loop holds, if any, for the caller to abandon.
+func (r *runner) close() *elector.Term {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return r.term
+}
+
+// setTerm records the term the loop holds, so that a Shutdown that gives up
+// waiting can stop its renewals. It reports false, and the loop must abandon
+// the term, when Shutdown has already returned.
+func (r *runner) setTerm(t *elector.Term) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed && t != nil {
+		return false
+	}
+	r.term = t
+	return true
+}
+
+// outcome is how a term ended, for the loop.
+type outcome int
+
+const (
+	campaignAgain outcome = iota // the Lease was lost and the group stopped
+	backOff                      // the group failed to start; the Lease was given back
+	stopLeading                  // shut down, or the group did not stop: never lead again
+)
+
 // loop campaigns, leads, and campaigns again after every loss until ctx is
-// cancelled by Shutdown.
+// cancelled by Shutdown or a group fails to stop.
 func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 	failures := 0
 	for {
@@ -155,70 +217,130 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 		if err != nil {
 			return // shutting down; never held the Lease in this round
 		}
-		won := time.Now()
-		r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs)
-		r.logger.Info("leadership acquired")
-		if ctx.Err() != nil {
-			r.endTerm(term, "shutdown")
+		if !r.setTerm(term) {
+			term.Abandon()
 			return
 		}
-		rg, err := g.start(r.host)
-		if err != nil {
+		r.emit(func() { r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs) })
+		r.logger.Info(logmsg.Acquired)
+		out := r.lead(ctx, term, g)
+		r.setTerm(nil)
+		switch out {
+		case stopLeading:
+			return
+		case campaignAgain:
+			failures = 0
+		case backOff:
 			failures++
-			r.groupStartFailed(g, term, err)
 			wait := backoff(r.cfg.LeaderElection.RetryPeriod, failures)
-			r.logger.Info("backing off before campaigning again", zap.Duration("backoff", wait))
+			r.logger.Info(logmsg.BackingOff, zap.Duration("backoff", wait))
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(wait):
 			}
-			continue
 		}
-		failures = 0
-		r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
-		r.telemetry.LeaderElectionIsLeader.Record(context.Background(), 1, r.attrs)
-		r.setGroupErr(nil)
-		r.logger.Info("leader group started", zap.Strings("receivers", g.keys()),
-			zap.Duration("since_acquired", time.Since(won)))
-		if !r.lead(ctx, term, rg, g) {
-			return
-		}
+		r.mu.Lock()
+		r.clearGroupErr = true // a healthy standby is OK again
+		r.mu.Unlock()
 	}
 }
 
-// lead holds the term until it is lost (and returns true: campaign again)
-// or the runner shuts down (and returns false).
-func (r *runner) lead(ctx context.Context, term *elector.Term, rg *runningGroup, g *group) bool {
-	le := r.cfg.LeaderElection
-	// The group must be down before anyone else can take the Lease: within
-	// lease_duration - renew_deadline of a loss, and within the same bound on
-	// shutdown, so that a hung sub-receiver cannot keep the Lease renewed.
-	margin := le.LeaseDuration - le.RenewDeadline
+// lead runs the group for one term and stops it by the term's deadline. The
+// group starts in the background while lead watches the term and Shutdown:
+// if either ends first, the members already started are stopped.
+func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome {
+	won := time.Now()
+	// At most one group per Lease in this process, whatever the identity: a
+	// runner created by a collector reload waits for its predecessor's.
+	slot := r.process.slot(r.lease)
 	select {
+	case <-slot.free:
 	case <-term.Lost():
-		r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs)
-		r.logger.Warn("leadership lost", zap.Error(term.Err()))
-		stopCtx, cancel := context.WithTimeout(context.Background(), margin)
-		err := rg.stop(stopCtx)
-		cancel()
-		r.groupStopped(g, "lease lost: "+term.Err().Error(), err)
+		r.lost(term)
 		term.Abandon()
-		return true
+		return campaignAgain
 	case <-ctx.Done():
-		stopCtx, cancel := context.WithTimeout(r.shutdownCtx, margin)
-		err := rg.stop(stopCtx)
-		cancel()
-		r.groupStopped(g, "shutdown", err)
-		if err != nil {
-			term.Abandon()
-			r.logger.Error("lease not released because the group did not stop; it expires after lease_duration",
-				zap.Duration("lease_duration", le.LeaseDuration))
-			return false
-		}
-		r.endTerm(term, "shutdown")
-		return false
+		r.endTerm(term, logmsg.ReasonShutdown)
+		return stopLeading
 	}
+	if err := slot.hungErr(); err != nil {
+		slot.free <- struct{}{}
+		term.Abandon()
+		r.logger.Error(logmsg.GroupNotStopped, zap.Error(err))
+		r.reportFatal(err)
+		return stopLeading
+	}
+
+	rg := g.start(r.host, r.reportFromMember)
+	var reason string
+	var startErr error
+	select {
+	case <-rg.Done():
+		if startErr = rg.Err(); startErr != nil {
+			reason = logmsg.ReasonStartFailed
+			break
+		}
+		r.emit(func() {
+			r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
+		})
+		r.setLeader(true)
+		r.setGroupErr(nil)
+		r.logger.Info(logmsg.GroupStarted, zap.Strings("receivers", g.keys()), zap.Duration("since_acquired", time.Since(won)))
+		select {
+		case <-term.Lost():
+			reason = r.lost(term)
+		case <-ctx.Done():
+			reason = logmsg.ReasonShutdown
+		}
+	case <-term.Lost(): // while a member was starting
+		reason = r.lost(term)
+	case <-ctx.Done():
+		reason = logmsg.ReasonShutdown
+	}
+
+	// The deadline as it is now: on a loss it no longer moves; on shutdown
+	// or a failed start the term keeps renewing meanwhile, which only keeps
+	// others away longer. Never later: a stop that hangs is not rewarded.
+	stopCtx, cancel := context.WithDeadline(context.Background(), term.Deadline())
+	stopErr := rg.stop(stopCtx)
+	cancel()
+	var hung *errNotStopped
+	if errors.As(stopErr, &hung) {
+		// Some sub-receiver may still run, and a goroutine cannot be killed.
+		// Campaigning again could start a second group: take this replica out.
+		slot.markHung(fmt.Errorf("a group of lease %s did not stop in this process (%s): restart the collector", r.lease, strings.Join(hung.keys, ", ")))
+		slot.free <- struct{}{}
+		term.Abandon()
+		r.setLeader(false)
+		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
+			zap.String("reason", reason), zap.Error(stopErr))
+		r.reportFatal(fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr))
+		return stopLeading
+	}
+	slot.free <- struct{}{}
+	r.setLeader(false)
+
+	switch {
+	case startErr != nil:
+		r.groupStartFailed(g, term, errors.Join(startErr, stopErr))
+		return backOff
+	case reason == logmsg.ReasonShutdown:
+		r.groupStopped(g, reason, stopErr)
+		r.endTerm(term, reason)
+		return stopLeading
+	default:
+		r.groupStopped(g, reason, stopErr)
+		term.Abandon()
+		return campaignAgain
+	}
+}
+
+// lost records a term that ended by itself and returns the stop reason.
+func (r *runner) lost(term *elector.Term) string {
+	r.emit(func() { r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs) })
+	r.logger.Warn(logmsg.Lost, zap.Error(term.Err()))
+	return logmsg.ReasonLost + term.Err().Error()
 }
 
 // endTerm ends a term on shutdown: it hands the Lease over when
@@ -228,44 +350,46 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, rg *runningGroup,
 func (r *runner) endTerm(term *elector.Term, reason string) {
 	if !r.cfg.LeaderElection.ReleaseOnShutdown {
 		term.Abandon()
-		r.logger.Info("lease left to expire", zap.String("reason", reason))
+		r.logger.Info(logmsg.LeftToExpire, zap.String("reason", reason))
 		return
 	}
 	r.release(r.shutdownCtx, term, reason)
 }
 
-// release hands the Lease over, bounded by renew_deadline.
+// release hands the Lease over, bounded by ctx and the term's deadline
+// (after it, the Lease is free anyway).
 func (r *runner) release(ctx context.Context, term *elector.Term, reason string) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.LeaderElection.RenewDeadline)
+	ctx, cancel := context.WithDeadline(ctx, term.Deadline())
 	defer cancel()
 	released, err := term.Release(ctx)
 	switch {
 	case err != nil:
-		r.logger.Warn("could not release the lease; it expires after lease_duration", zap.String("reason", reason), zap.Error(err))
+		r.logger.Warn(logmsg.ReleaseFailed, zap.String("reason", reason), zap.Error(err))
 	case released:
-		r.logger.Info("lease released", zap.String("reason", reason))
+		r.logger.Info(logmsg.Released, zap.String("reason", reason))
 	default:
-		r.logger.Info("lease not released: it names another holder", zap.String("reason", reason))
+		r.logger.Info(logmsg.NotReleased, zap.String("reason", reason))
 	}
 }
 
 func (r *runner) groupStartFailed(g *group, term *elector.Term, err error) {
-	r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs)
-	r.logger.Error("leader group failed to start; giving the lease back", zap.Strings("receivers", g.keys()), zap.Error(err))
+	r.emit(func() { r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs) })
+	r.logger.Error(logmsg.GroupStartFailed, zap.Strings("receivers", g.keys()), zap.Error(err))
 	r.setGroupErr(fmt.Errorf("group failed to start: %w", err))
 	// Always give the Lease back, whatever release_on_shutdown says: another
 	// replica may be able to run the group.
-	r.release(context.Background(), term, "group failed to start")
+	r.release(context.Background(), term, logmsg.ReasonStartFailed)
 }
 
+// groupStopped logs a stopped group: one line, with the errors if any.
 func (r *runner) groupStopped(g *group, reason string, err error) {
-	r.telemetry.LeaderElectionIsLeader.Record(context.Background(), 0, r.attrs)
 	fields := []zap.Field{zap.Strings("receivers", g.keys()), zap.String("reason", reason)}
 	if err != nil {
-		r.logger.Error("leader group stopped with errors", append(fields, zap.Error(err))...)
+		r.logger.Error(logmsg.GroupStopErrors, append(fields, zap.Error(err))...)
 		r.setGroupErr(fmt.Errorf("group did not stop cleanly: %w", err))
+		return
 	}
-	r.logger.Info("leader group stopped", fields...)
+	r.logger.Info(logmsg.GroupStopped, fields...)
 }
 
 // backoff is retryPeriod doubled for every failure after the first, capped.
@@ -277,29 +401,49 @@ func backoff(retryPeriod time.Duration, failures int) time.Duration {
 	return min(d, maxBackoff)
 }
 
+// emit records a metric unless Shutdown has returned.
+func (r *runner) emit(record func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		record()
+	}
+}
+
+func (r *runner) setLeader(leading bool) {
+	v := int64(0)
+	if leading {
+		v = 1
+	}
+	r.emit(func() { r.telemetry.LeaderElectionIsLeader.Record(context.Background(), v, r.attrs) })
+}
+
 // onAttempt tracks access to the Lease for the component status. A conflict
 // or a create race is ordinary contention between candidates, not an error.
 func (r *runner) onAttempt(err error) {
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		err = nil
 	}
-	r.statusMu.Lock()
-	defer r.statusMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch {
 	case err != nil && r.apiErr == nil:
-		r.logger.Warn("cannot read or write the lease", zap.Error(err))
+		r.logger.Warn(logmsg.LeaseUnreachable, zap.Error(err))
 	case err == nil && r.apiErr != nil:
-		r.logger.Info("lease reachable again")
+		r.logger.Info(logmsg.LeaseReachable)
 	}
 	r.apiErr = err
+	if err == nil && r.clearGroupErr {
+		r.groupErr, r.clearGroupErr = nil, false
+	}
 	r.reportLocked()
 }
 
 func (r *runner) setGroupErr(err error) {
-	r.statusMu.Lock()
-	r.groupErr = err
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.groupErr, r.clearGroupErr = err, false
 	r.reportLocked()
-	r.statusMu.Unlock()
 }
 
 // reportLocked reports StatusOK, or RecoverableError while the Lease cannot
@@ -319,8 +463,93 @@ func (r *runner) reportLocked() {
 	}
 	r.reported = key
 	if err != nil {
-		componentstatus.ReportStatus(r.host, componentstatus.NewRecoverableErrorEvent(err))
+		r.broadcastLocked(componentstatus.NewRecoverableErrorEvent(err))
 		return
 	}
-	componentstatus.ReportStatus(r.host, componentstatus.NewEvent(componentstatus.StatusOK))
+	r.broadcastLocked(componentstatus.NewEvent(componentstatus.StatusOK))
+}
+
+// reportFatal reports a FatalError: the collector shuts down. Nothing is
+// reported after it.
+func (r *runner) reportFatal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.broadcastLocked(componentstatus.NewFatalErrorEvent(err))
+	r.fatal = true
+}
+
+// reportFromMember forwards a sub-receiver's status to every pipeline
+// instance of this block.
+func (r *runner) reportFromMember(ev *componentstatus.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.broadcastLocked(ev)
+}
+
+// addHost adds a pipeline instance's host and tells it the last status
+// reported, as the collector's sharedcomponent does: reported during its
+// Start, it takes the place of the StatusOK the collector reports after it.
+func (r *runner) addHost(host component.Host) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last != nil && !r.closed {
+		componentstatus.ReportStatus(host, r.last)
+	}
+	r.hosts = append(r.hosts, host)
+}
+
+func (r *runner) broadcastLocked(ev *componentstatus.Event) {
+	if r.closed || r.fatal {
+		return
+	}
+	r.last = ev
+	for _, h := range r.hosts {
+		componentstatus.ReportStatus(h, ev)
+	}
+}
+
+// leaseSlot keeps one process from running two groups for one Lease: after
+// a collector reload, a new runner with the same identity would otherwise
+// renew the Lease its predecessor still holds and start a second group while
+// the first is still stopping.
+type leaseSlot struct {
+	free chan struct{} // holds a token while no group of the Lease runs here
+	mu   sync.Mutex
+	hung error // set once a group did not stop: the Lease is never led again here
+}
+
+// processLeases is one process's slots, by Lease (namespace/name).
+type processLeases struct {
+	mu sync.Mutex
+	m  map[string]*leaseSlot
+}
+
+// thisProcess is the slots of this collector process; tests give each
+// simulated replica its own.
+var thisProcess = newProcessLeases()
+
+func newProcessLeases() *processLeases { return &processLeases{m: map[string]*leaseSlot{}} }
+
+func (p *processLeases) slot(lease string) *leaseSlot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.m[lease]
+	if !ok {
+		s = &leaseSlot{free: make(chan struct{}, 1)}
+		s.free <- struct{}{}
+		p.m[lease] = s
+	}
+	return s
+}
+
+func (s *leaseSlot) markHung(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hung = err
+}
+
+func (s *leaseSlot) hungErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hung
 }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	coordinationv1 "k8s.io/api/coordination/v1"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
@@ -167,13 +168,18 @@ func TestGroupStartFailureRollsBackAndGivesTheLeaseAway(t *testing.T) {
 		a.start(t)
 
 		waitFor(t, time.Minute, func() bool { return a.logCount("lease released") > 0 }, "a did not give the Lease back")
-		// All or nothing: testrcv (one instance per signal) had started and
-		// was shut down before the Lease was given back.
-		start, stop := "start a/testrcv/leader_receiver_creator", "stop a/testrcv/leader_receiver_creator"
-		// (Renewals while a waits out its newly created Lease repeat "lease a".)
+		// All or nothing: testrcv (one instance per signal) had started, and
+		// it and the failed zother were shut down before the Lease was given
+		// back. (Renewals while a waits out its newly created Lease repeat
+		// "lease a".)
 		entries := j.list()
 		entries = append(entries[:1], slices.DeleteFunc(entries[1:], func(e string) bool { return e == "lease a" })...)
-		assert.Equal(t, []string{"lease a", start, start, stop, stop, "lease "}, entries)
+		start, stop := "start a/testrcv/leader_receiver_creator", "stop a/testrcv/leader_receiver_creator"
+		startZ, stopZ := "start a/zother/leader_receiver_creator", "stop a/zother/leader_receiver_creator"
+		require.Len(t, entries, 8, "%v", entries)
+		assert.Equal(t, []string{"lease a", start, start, startZ}, entries[:4])
+		assert.ElementsMatch(t, []string{stop, stop, stopZ}, entries[4:7], "stopped concurrently")
+		assert.Equal(t, "lease ", entries[7])
 		assert.Empty(t, c.holder(t))
 		ev := a.host.lastStatus()
 		require.NotNil(t, ev)
@@ -222,30 +228,37 @@ func TestFailedStartsBackOffExponentially(t *testing.T) {
 	})
 }
 
-func TestHangingSubReceiverShutdownIsBoundedAndKeepsTheLease(t *testing.T) {
+// A sub-receiver whose Shutdown hangs on a graceful shutdown: the stop is
+// bounded by the term's deadline, the Lease is not released (the member may
+// still run), and the replica reports a FatalError so that the collector
+// exits; a standby takes over once the Lease expires.
+func TestHungShutdownOnShutdownIsFatalAndKeepsTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newCluster(newJournal())
+		j := newJournal()
+		c := newCluster(j)
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		a.b.hang = make(chan struct{})
+		a.exitsOnFatal()
 		a.start(t)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
+		renewed := c.lease(t).Spec.RenewTime.Time
 
-		begin := time.Now()
 		require.NoError(t, a.r.Shutdown(context.Background()))
-		// Bounded by lease_duration - renew_deadline.
-		assert.Equal(t, 5*time.Second, time.Since(begin))
+		// Bounded by the deadline of the last renewal: lease_duration less 1 %.
+		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), time.Now())
 		assert.Equal(t, "a", c.holder(t), "the Lease must not be released while a sub-receiver may still run")
-		assert.Equal(t, 1, a.logCount("lease not released because the group did not stop; it expires after lease_duration"))
-		stopped := a.logs.FilterMessage("leader group stopped with errors").All()
-		require.Len(t, stopped, 1)
-		assert.Contains(t, stopped[0].ContextMap()["error"], "sub-receivers testrcv did not stop in time")
-		assert.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+		notStopped := a.logs.FilterMessage(logmsg.GroupNotStopped).All()
+		require.Len(t, notStopped, 1, "one line for a failed stop")
+		assert.Equal(t, []any{"testrcv"}, notStopped[0].ContextMap()["receivers"])
+		assert.Equal(t, "shutdown", notStopped[0].ContextMap()["reason"])
+		assert.Zero(t, a.logCount(logmsg.GroupStopped)+a.logCount(logmsg.GroupStopErrors))
+		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
 
-		// A standby takes over once the Lease expires.
+		// A standby takes over once the Lease expires, after a exited.
 		b := newReplica(t, c, "b", testConfigFor("testrcv"))
 		b.start(t)
 		waitFor(t, time.Minute, b.leading, "b did not take over the expired Lease")
-		close(a.b.hang)
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
 		require.NoError(t, b.r.Shutdown(context.Background()))
 	})
 }

@@ -40,8 +40,16 @@ type Config struct {
 	OnAttempt func(err error)
 }
 
+// MinStopMargin is the least lease_duration - renew_deadline accepted: the
+// time a holder that lost its term has to stop its work before another
+// candidate may take over. Below a second, a stop that needs one call to an
+// API server or one garbage collection pause on a busy node cannot fit; and
+// the Lease itself counts in whole seconds.
+const MinStopMargin = time.Second
+
 // ValidateTimings checks client-go's rule
-// lease_duration > renew_deadline > JitterFactor*retry_period > 0 and that the
+// lease_duration > renew_deadline > JitterFactor*retry_period > 0, that
+// lease_duration - renew_deadline is at least [MinStopMargin], and that the
 // lease duration is a whole number of seconds, as the Lease stores it.
 func ValidateTimings(leaseDuration, renewDeadline, retryPeriod time.Duration) error {
 	switch {
@@ -49,6 +57,10 @@ func ValidateTimings(leaseDuration, renewDeadline, retryPeriod time.Duration) er
 		return errors.New("retry_period must be greater than zero")
 	case leaseDuration <= renewDeadline:
 		return errors.New("renew_deadline must be less than lease_duration")
+	case leaseDuration-renewDeadline < MinStopMargin:
+		return fmt.Errorf("renew_deadline (%s) must be at least %s less than lease_duration (%s): "+
+			"that margin is the time the group has to stop before another replica may take over",
+			renewDeadline, MinStopMargin, leaseDuration)
 	case renewDeadline <= time.Duration(JitterFactor*float64(retryPeriod)):
 		return fmt.Errorf("renew_deadline must be greater than retry_period*%.1f", JitterFactor)
 	case leaseDuration%time.Second != 0:
@@ -129,18 +141,24 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 // its last renewal, which came before the deletion, so after lease_duration
 // it has stopped. (A holder that finds its own Lease deleted re-creates it
 // while renewing and keeps its term: that path does not come through here.)
-// It reports whether the term is still held; if not, the term is ended.
+// It reports whether the term is still held; if not, the term is ended. A
+// term lost at the very moment the wait ends is never handed out.
 func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term, created time.Time) bool {
 	select {
 	case <-e.cfg.Clock.After(e.cfg.LeaseDuration - e.cfg.Clock.Since(created)):
-		return true
+		if term.Err() == nil {
+			return true
+		}
+		term.Abandon()
+		return false
 	case <-term.Lost():
 		term.Abandon()
 		return false
 	case <-ctx.Done():
-		releaseCtx, cancel := context.WithTimeout(context.Background(), e.cfg.RenewDeadline)
+		// Never used: hand it on, bounded by the term's deadline.
+		releaseCtx, cancel := context.WithDeadline(context.Background(), term.Deadline())
 		defer cancel()
-		_, _ = term.Release(releaseCtx) // never used: hand it on
+		_, _ = term.Release(releaseCtx)
 		return false
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -11,23 +12,31 @@ import (
 // renew_deadline.
 var ErrRenewDeadline = errors.New("could not renew the lease within renew_deadline")
 
+// DriftSlack is how much earlier than lease_duration after its last renewal
+// a holder must have stopped, because clocks run at slightly different rates:
+// a standby measures lease_duration on its own clock, which may run fast.
+// It allows a difference of 1 % (ordinary quartz clocks differ by 0.01 %).
+func DriftSlack(leaseDuration time.Duration) time.Duration { return leaseDuration / 100 }
+
 // Term is one period during which this candidate holds the Lease. It renews
 // the Lease in the background until it is lost or the caller ends it.
 type Term struct {
-	e        *Elector
-	acquired time.Time
+	e *Elector
 
 	ctx    context.Context // cancelled when the caller ends the term
 	cancel context.CancelFunc
 	lost   chan struct{} // closed when renewing failed; err says why
 	done   chan struct{} // closed when the renew loop has returned
 	err    error
+
+	mu      sync.Mutex
+	renewed time.Time // what the last successful renewal counts from; frozen once lost
 }
 
 func (e *Elector) startTerm(acquired time.Time) *Term {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Term{
-		e: e, acquired: acquired, ctx: ctx, cancel: cancel,
+		e: e, ctx: ctx, cancel: cancel, renewed: acquired,
 		lost: make(chan struct{}), done: make(chan struct{}),
 	}
 	go t.renew()
@@ -35,9 +44,10 @@ func (e *Elector) startTerm(acquired time.Time) *Term {
 }
 
 // Lost is closed when the term ended by itself: the holder could not renew
-// within renew_deadline, or found another holder in the Lease. From then on
-// the caller has lease_duration - renew_deadline to stop what the Lease
-// guards before another candidate may take it.
+// within renew_deadline, or found another holder in the Lease. It is closed
+// at renew_deadline after the last successful renewal at the latest, even
+// when an attempt on the API server hangs. From then on the caller has until
+// [Term.Deadline] to stop what the Lease guards.
 func (t *Term) Lost() <-chan struct{} { return t.lost }
 
 // Err says why the term was lost; nil while it is not.
@@ -50,8 +60,21 @@ func (t *Term) Err() error {
 	}
 }
 
-// Abandon stops renewing and waits until the renew loop has returned. The
-// Lease is left to expire. Safe to call more than once.
+// Deadline is the instant by which whatever the Lease guards must have
+// stopped: lease_duration after the moment the last successful renewal counts
+// from (read before that renewal was written, so no other candidate can have
+// seen it earlier), less [DriftSlack]. No other candidate takes the Lease
+// before then. It moves forward with every renewal while the term is held,
+// and no longer once the term is lost or ended.
+func (t *Term) Deadline() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.renewed.Add(t.e.cfg.LeaseDuration - DriftSlack(t.e.cfg.LeaseDuration))
+}
+
+// Abandon stops renewing and waits until the renew loop has returned: when
+// it returns, this term writes nothing more to the Lease, which is left to
+// expire. Safe to call more than once and from several goroutines.
 func (t *Term) Abandon() {
 	t.cancel()
 	<-t.done
@@ -66,38 +89,81 @@ func (t *Term) Release(ctx context.Context) (bool, error) {
 	return t.e.release(ctx)
 }
 
+func (t *Term) lastRenewal() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.renewed
+}
+
+// renew renews every retry period, counted from the end of the previous
+// attempt, but never sleeps past the renew deadline (renew_deadline after the
+// last successful renewal), also when the answer of a renewal came late; and
+// declares the term lost exactly at that deadline, even while an attempt
+// still waits for the API server.
 func (t *Term) renew() {
 	defer close(t.done)
-	clk := t.e.cfg.Clock
-	lastRenew := t.acquired
-	wait := t.e.cfg.RetryPeriod
+	clk, cfg := t.e.cfg.Clock, t.e.cfg
 	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-clk.After(wait):
-		}
-		remaining := t.e.cfg.RenewDeadline - clk.Since(lastRenew)
+		remaining := cfg.RenewDeadline - clk.Since(t.lastRenewal())
 		if remaining <= 0 {
 			t.lose(ErrRenewDeadline)
 			return
 		}
-		ctx, cancel := context.WithTimeout(t.ctx, remaining)
-		a, err := t.e.tryAcquireOrRenew(ctx)
-		cancel()
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-clk.After(min(cfg.RetryPeriod, remaining)):
+		}
+		remaining = cfg.RenewDeadline - clk.Since(t.lastRenewal())
+		if remaining <= 0 {
+			t.lose(ErrRenewDeadline)
+			return
+		}
+		a, err, finished := t.attempt(remaining)
 		switch {
+		case !finished:
+			return // lost (or ended) while the attempt was in flight
 		case a.won:
-			lastRenew, wait = a.at, t.e.cfg.RetryPeriod
+			t.mu.Lock()
+			t.renewed = a.at
+			t.mu.Unlock()
 		case t.ctx.Err() != nil:
 			return
 		case err == nil:
 			t.lose(fmt.Errorf("lease %s is held by %q", t.e.Describe(), t.e.holder()))
 			return
-		default:
-			// Retry until the deadline, and wake up exactly at it.
-			wait = min(t.e.cfg.RetryPeriod, t.e.cfg.RenewDeadline-clk.Since(lastRenew))
 		}
 	}
+}
+
+// attempt makes one renewal. If the renew deadline (remaining from now)
+// passes first, it declares the term lost, cancels the attempt, waits until
+// it has returned (so nothing is written after Abandon) and reports
+// finished=false; likewise when the caller ends the term meanwhile.
+func (t *Term) attempt(remaining time.Duration) (a attempt, err error, finished bool) {
+	ctx, cancel := context.WithTimeout(t.ctx, remaining)
+	defer cancel()
+	type result struct {
+		a   attempt
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		a, err := t.e.tryAcquireOrRenew(ctx)
+		res <- result{a, err}
+	}()
+	timeout := t.e.cfg.Clock.NewTimer(remaining)
+	defer timeout.Stop()
+	select {
+	case r := <-res:
+		return r.a, r.err, true
+	case <-timeout.C():
+		t.lose(ErrRenewDeadline)
+	case <-t.ctx.Done():
+	}
+	cancel()
+	<-res
+	return attempt{}, nil, false
 }
 
 func (t *Term) lose(err error) {

@@ -1,0 +1,58 @@
+// Package logmsg holds the log messages of leader_receiver_creator that other
+// code parses. Operators match them in log queries and alerts (the README's
+// Monitoring section lists them), and the e2e harness (e2e/fleet) imports this
+// package to follow each replica's elections and groups. Change a message
+// only together with both.
+package logmsg
+
+// Every message is logged with the fields lease (namespace/name) and identity.
+const (
+	// Campaigning is logged once, when the block starts: field receivers.
+	Campaigning = "campaigning for the lease"
+	// Acquired is logged when this replica won the Lease.
+	Acquired = "leadership acquired"
+	// GroupStarted is logged when every sub-receiver of the group has
+	// started: fields receivers, since_acquired.
+	GroupStarted = "leader group started"
+	// GroupStartFailed is logged when a sub-receiver could not be created or
+	// started; the group was rolled back and the Lease is given back: fields
+	// receivers, error.
+	GroupStartFailed = "leader group failed to start; giving the lease back"
+	// Lost is logged when the term ended by itself (renewals failed, or
+	// another holder): field error.
+	Lost = "leadership lost"
+	// GroupStopped is logged when every sub-receiver has stopped (whether or
+	// not the group had finished starting): fields receivers, reason.
+	GroupStopped = "leader group stopped"
+	// GroupStopErrors replaces GroupStopped when some Shutdown returned an
+	// error; every sub-receiver has stopped all the same: also field error.
+	GroupStopErrors = "leader group stopped with errors"
+	// GroupNotStopped is logged when a sub-receiver's Start or Shutdown had
+	// not returned by the term's deadline. The Lease is not released, this
+	// replica never leads again, and it reports a FatalError so that the
+	// collector exits: fields receivers (those still running), reason, error.
+	GroupNotStopped = "leader group did not stop by the lease deadline; the collector must exit"
+	// BackingOff is logged after a failed group start: field backoff.
+	BackingOff = "backing off before campaigning again"
+	// Released is logged when the Lease was handed over: field reason.
+	Released = "lease released"
+	// LeftToExpire is logged on shutdown with release_on_shutdown false.
+	LeftToExpire = "lease left to expire"
+	// ReleaseFailed is logged when the release could not be written.
+	ReleaseFailed = "could not release the lease; it expires after lease_duration"
+	// NotReleased is logged when the Lease already named another holder.
+	NotReleased = "lease not released: it names another holder"
+	// LeaseUnreachable is logged once when reading or writing the Lease starts
+	// failing (API server unreachable, RBAC): field error.
+	LeaseUnreachable = "cannot read or write the lease"
+	// LeaseReachable is logged once when it works again.
+	LeaseReachable = "lease reachable again"
+)
+
+// Reasons of GroupStopped, Released and LeftToExpire; a lost term's reason is
+// ReasonLost followed by the error.
+const (
+	ReasonShutdown    = "shutdown"
+	ReasonLost        = "lease lost: "
+	ReasonStartFailed = "group failed to start"
+)
