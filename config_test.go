@@ -86,6 +86,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"bad_lease_name", `leader_election.lease_name "Otel_Lease" is not a valid Lease name`},
 		{"bad_lease_namespace", `leader_election.lease_namespace "Monitoring.NS" is not a valid namespace`},
 		{"renew_not_less_than_lease", "leader_election.renew_deadline must be less than lease_duration"},
+		{"stop_margin_too_small", "leader_election.renew_deadline (3.5s) must be at least 1s less than lease_duration (4s): that margin is the time the group has to stop"},
 		{"renew_too_close_to_retry", "leader_election.renew_deadline must be greater than retry_period*1.2"},
 		{"zero_retry_period", "leader_election.retry_period must be greater than zero"},
 		{"fractional_lease_duration", "leader_election.lease_duration must be a whole number of seconds"},

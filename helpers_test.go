@@ -23,10 +23,12 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
@@ -183,6 +185,14 @@ func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {
 	return obj.(*coordinationv1.Lease)
 }
 
+// freeLease is a Lease that exists with no holder, as after a release.
+func freeLease() *coordinationv1.Lease {
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To[int32](1)},
+	}
+}
+
 func (c *cluster) holder(t *testing.T) string {
 	l := c.lease(t)
 	if l.Spec.HolderIdentity == nil {
@@ -209,13 +219,16 @@ func (c *testConfig) Validate() error {
 
 // behaviour makes a replica's test sub-receivers fail or hang on demand.
 type behaviour struct {
-	replica   string
-	journal   *journal
-	startErr  atomic.Pointer[error]
-	block     chan struct{} // when set, Start blocks until it is closed, ignoring its context
-	hang      chan struct{} // when set, Shutdown blocks until it is closed
-	instances atomic.Int64  // created so far
-	entered   atomic.Int64  // Start calls so far
+	replica  string
+	journal  *journal
+	startErr atomic.Pointer[error]
+	block    chan struct{} // when set, Start blocks until it is closed, ignoring its context
+	blockCtx bool          // Start blocks until its context is cancelled
+	// shutdownDelay is how long Shutdown takes.
+	shutdownDelay time.Duration
+	hang          chan struct{} // when set, Shutdown blocks until it is closed
+	instances     atomic.Int64  // created so far
+	entered       atomic.Int64  // Start calls so far
 }
 
 // testFactory is a receiver factory for metrics and logs whose receivers
@@ -252,6 +265,10 @@ func (r *testReceiver) Start(ctx context.Context, _ component.Host) error {
 	if r.b.block != nil {
 		<-r.b.block
 	}
+	if r.b.blockCtx {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if errp := r.b.startErr.Load(); errp != nil {
 		return *errp
 	}
@@ -269,6 +286,7 @@ func (r *testReceiver) Shutdown(context.Context) error {
 	if r.b.hang != nil {
 		<-r.b.hang
 	}
+	time.Sleep(r.b.shutdownDelay) // fake time inside a synctest bubble
 	if r.entered {
 		r.b.journal.stopped(r.b.replica, r.id.String(), r.signal)
 	}

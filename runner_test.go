@@ -429,3 +429,257 @@ func TestFailedStartGivesTheLeaseBackEvenWithoutReleaseOnShutdown(t *testing.T) 
 		require.NoError(t, a.r.Shutdown(context.Background()))
 	})
 }
+
+// The fault sequences of "never two groups at once, on every path". Each
+// would give two groups, or a Lease held by a replica that runs nothing,
+// without the term's deadline.
+
+// 1. A member's Start blocks (ignoring its context) after another member
+// started, and the leader is then cut off: the started member stops when the
+// term is lost, and the replica takes itself out by the deadline, before a
+// standby can take over, instead of running half a group until Start returns.
+func TestSlowMemberStartUnderPartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		slowB := a.addType("zother")
+		slowB.block = make(chan struct{})
+		a.exitsOnFatal()
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return slowB.entered.Load() == 1 }, "zother's Start was not called")
+		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
+		b.addType("zother")
+		b.start(t)
+		synctest.Wait()
+		assert.Equal(t, 3, j.runningCount("a"), "testrcv (metrics, logs) runs while zother starts")
+		renewed := c.lease(t).Spec.RenewTime.Time
+
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return j.runningCount("a") == 1 }, "testrcv kept running after the loss")
+		assert.WithinDuration(t, renewed.Add(10*time.Second), time.Now(), 100*time.Millisecond, "testrcv stopped when the term was lost")
+		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
+		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), a.exitedAt, "out by the deadline")
+		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers zother did not stop in time")
+		waitFor(t, time.Minute, b.leading, "b did not take over")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		assert.Zero(t, a.logCount(logmsg.GroupStarted))
+		assert.Equal(t, 1, a.logCount(logmsg.Acquired), "a never campaigns again")
+	})
+}
+
+// 1b. The same, but zother's Start returns when its context is cancelled, as
+// well-behaved receivers do: the group stops cleanly and the replica goes on
+// as a standby.
+func TestStartAbortedWhenTheTermIsLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		slowB := a.addType("zother")
+		slowB.blockCtx = true
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return slowB.entered.Load() == 1 }, "zother's Start was not called")
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.GroupStopped) == 1 }, "the group did not stop")
+		assert.Zero(t, j.runningCount("a"))
+		assert.Nil(t, a.host.fatalErr())
+		stopped := a.logs.FilterMessage(logmsg.GroupStopped).All()
+		assert.Contains(t, stopped[0].ContextMap()["reason"], "lease lost: ")
+		a.fail.Store(false)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Acquired) == 2 }, "a does not campaign again")
+	})
+}
+
+// 2. A member fails to start and another member's Shutdown hangs in the
+// rollback: the replica takes itself out by the deadline, and stops renewing,
+// so that another replica can lead once the Lease expires.
+func TestHungRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		c.tracker.Add(freeLease())
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		a.b.hang = make(chan struct{})
+		failing := a.addType("zother")
+		errStart := errors.New("port 4317 is taken")
+		failing.startErr.Store(&errStart)
+		a.exitsOnFatal()
+		acquired := time.Now() // the Lease is free: a takes it at once
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
+		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
+		assert.Equal(t, "a", c.holder(t), "not released: testrcv may still run")
+		// The rollback began at once: it had until the deadline of then.
+		assert.Equal(t, acquired.Add(15*time.Second-150*time.Millisecond), a.exitedAt, "out by the deadline")
+
+		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
+		b.addType("zother")
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "no other replica ever leads")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+// 3. Shutdown while a member's Start blocks: Shutdown returns within its
+// context; from then on the Lease is no longer renewed by this replica, and
+// nothing is reported, although the group goes on stopping in the background.
+func TestShutdownWhileAMemberStartBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		slowB := a.addType("zother")
+		slowB.block = make(chan struct{})
+		tel := componenttest.NewTelemetry()
+		defer func() { require.NoError(t, tel.Shutdown(context.Background())) }()
+		a.r.set.TelemetrySettings = tel.NewTelemetrySettings()
+		a.r.telemetry = mustTelemetry(t, a.r.set)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return slowB.entered.Load() == 1 }, "zother's Start was not called")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		begin := time.Now()
+		assert.ErrorIs(t, a.r.Shutdown(ctx), context.DeadlineExceeded)
+		assert.Equal(t, 3*time.Second, time.Since(begin), "Shutdown returns at its context's deadline")
+		renewed := c.lease(t).Spec.RenewTime.Time
+		statuses := a.host.statusCount()
+		time.Sleep(time.Minute) // fake time: the old code renewed every 2s
+		synctest.Wait()
+		assert.Equal(t, renewed, c.lease(t).Spec.RenewTime.Time, "the Lease was renewed after Shutdown returned")
+		assert.Equal(t, statuses, a.host.statusCount(), "status reported after Shutdown returned")
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped), "the group still could not stop by the deadline")
+	})
+}
+
+// 4. The acquiring write is applied at once, but its answer comes 9s (of the
+// 10s renew_deadline) late, and then the leader is cut off. The term is lost
+// at renew_deadline after the write, not a retry period later, and the group
+// has until lease_duration after the write, not the margin from when the loss
+// was noticed: a group whose Shutdown takes 4.5s is down before the standby,
+// which saw the write at once, takes over.
+func TestLossNoticedLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		c.tracker.Add(freeLease())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.shutdownDelay = 4500 * time.Millisecond
+		a.slow.Store(int64(9 * time.Second))
+		a.start(t)
+		time.Sleep(time.Millisecond) // fake time: a's write is applied, its answer is on its way
+		written := time.Now()
+		require.Equal(t, "a", c.holder(t))
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t) // sees a's write at once
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Lost) == 1 }, "a did not lose its term")
+		assert.LessOrEqual(t, time.Since(written), 10*time.Second, "the loss was noticed after renew_deadline")
+		waitFor(t, time.Minute, b.leading, "b did not take over")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		assert.Nil(t, a.host.fatalErr())
+	})
+}
+
+// 5. A member's Shutdown hangs when the term is lost: the replica never
+// campaigns again, so it cannot start a second group in the same process
+// while the first is still inside Shutdown.
+func TestHungStopNeverGivesASecondGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.hang = make(chan struct{})
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
+		a.fail.Store(false)
+		time.Sleep(2 * time.Minute) // fake time: the Lease expired long ago
+		synctest.Wait()
+		assert.Equal(t, 1, a.logCount(logmsg.Acquired), "a campaigned again with a group still stopping")
+		assert.Equal(t, int64(2), a.b.instances.Load(), "one group: one instance per signal")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped))
+		assert.Zero(t, a.logCount(logmsg.GroupStopped)+a.logCount(logmsg.GroupStopErrors))
+	})
+}
+
+// A collector reload builds a new runner in the same process; with an
+// explicit identity it finds the Lease naming itself and renews it at once.
+// It must not start its group while the old runner's group is still
+// stopping, nor ever once that group failed to stop.
+func TestReloadInOneProcessNeverRunsTwoGroups(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		old := newReplica(t, c, "a", testConfigFor("testrcv"))
+		old.b.hang = make(chan struct{})
+		old.start(t)
+		waitFor(t, time.Minute, old.leading, "the old runner does not lead")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.Error(t, old.r.Shutdown(ctx), "its group cannot stop")
+
+		reloaded := newReplica(t, c, "a", testConfigFor("testrcv"))
+		reloaded.r.process = old.r.process // the same process, the same identity
+		reloaded.b = old.b
+		reloaded.host.factories[testType] = testFactory(testType, old.b)
+		reloaded.start(t)
+		time.Sleep(time.Minute) // fake time
+		synctest.Wait()
+		assert.Equal(t, int64(2), old.b.instances.Load(), "a second group was started in the process")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		assert.ErrorContains(t, reloaded.host.fatalErr(), "did not stop in this process")
+	})
+}
+
+// The collector starts one instance of the block per pipeline, each with its
+// own host: the shared runner's status reaches all of them, including one
+// started after the status changed.
+func TestStatusReachesEveryPipelineInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.fail.Store(true)
+		a.start(t) // the metrics pipeline's instance
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus() != nil }, "no status")
+		logsHost := &testHost{factories: a.host.factories} // the logs pipeline's, started later
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		for _, h := range []*testHost{a.host, logsHost} {
+			require.NotNil(t, h.lastStatus())
+			assert.Equal(t, componentstatus.StatusRecoverableError, h.lastStatus().Status())
+		}
+		a.fail.Store(false)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		for _, h := range []*testHost{a.host, logsHost} {
+			assert.Equal(t, componentstatus.StatusOK, h.lastStatus().Status())
+		}
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+// A replica whose group failed to start gives the Lease away and is a
+// healthy standby again after its back-off: its status returns to OK
+// although no group of its own started (a liveness probe on a lasting
+// RecoverableError would otherwise restart a healthy pod).
+func TestStandbyAfterFailedStartReturnsToOK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		c.tracker.Add(freeLease())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		errStart := errors.New("port 4317 is taken")
+		a.b.startErr.Store(&errStart)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
+		assert.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b does not lead")
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus().Status() == componentstatus.StatusOK },
+			"a stays RecoverableError as a healthy standby")
+		assert.Equal(t, 1, a.logCount(logmsg.Acquired))
+	})
+}

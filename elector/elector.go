@@ -78,6 +78,7 @@ type Elector struct {
 	observed     resourcelock.LeaderElectionRecord
 	observedRaw  []byte
 	observedTime time.Time
+	created      time.Time // when this candidate last created the Lease
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
@@ -113,12 +114,14 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 		attemptCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewDeadline)
 		a, _ := e.tryAcquireOrRenew(attemptCtx) // errors go to OnAttempt
 		cancel()
-		if a.won {
+		switch {
+		case a.won && e.cfg.Clock.Since(a.at) >= e.cfg.RenewDeadline:
+			// The answer came so late that the term would be lost on arrival.
+			// The record names this candidate: the next attempt renews it.
+			continue
+		case a.won:
 			term := e.startTerm(a.at)
-			if !a.created {
-				return term, nil
-			}
-			if e.waitOutDeletedHolder(ctx, term, a.at) {
+			if e.waitOutDeletedHolder(ctx, term) {
 				return term, nil
 			}
 			if ctx.Err() != nil {
@@ -134,33 +137,38 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 	}
 }
 
-// waitOutDeletedHolder holds a term won by creating the Lease, renewing it,
-// for lease_duration before handing it to the caller. No candidate can tell
-// a Lease that never existed from one deleted by hand under a holder that
-// still runs its work; such a holder gives up within its renew_deadline of
-// its last renewal, which came before the deletion, so after lease_duration
-// it has stopped. (A holder that finds its own Lease deleted re-creates it
-// while renewing and keeps its term: that path does not come through here.)
-// It reports whether the term is still held; if not, the term is ended. A
-// term lost at the very moment the wait ends is never handed out.
-func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term, created time.Time) bool {
-	select {
-	case <-e.cfg.Clock.After(e.cfg.LeaseDuration - e.cfg.Clock.Since(created)):
-		if term.Err() == nil {
-			return true
+// waitOutDeletedHolder holds a term, renewing it, until lease_duration after
+// this candidate last created the Lease, before handing it to the caller; a
+// term won later by renewing the record it created (after it lost the first
+// one) waits just as long. No candidate can tell a Lease that never existed
+// from one deleted by hand under a holder that still runs its work; such a
+// holder gives up within its renew_deadline of its last renewal, which came
+// before the deletion, so after lease_duration it has stopped. (A holder that
+// finds its own Lease deleted re-creates it while renewing and keeps its
+// term: that path does not come through here.) It reports whether the term
+// is still held; if not, the term is ended. A term lost at the very moment
+// the wait ends is never handed out.
+func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term) bool {
+	e.mu.Lock()
+	created := e.created
+	e.mu.Unlock()
+	if wait := e.cfg.LeaseDuration - e.cfg.Clock.Since(created); wait > 0 {
+		select {
+		case <-e.cfg.Clock.After(wait):
+		case <-term.Lost():
+		case <-ctx.Done():
+			// Never used: hand it on, bounded by the term's deadline.
+			releaseCtx, cancel := context.WithDeadline(context.Background(), term.Deadline())
+			defer cancel()
+			_, _ = term.Release(releaseCtx)
+			return false
 		}
+	}
+	if !term.held() {
 		term.Abandon()
-		return false
-	case <-term.Lost():
-		term.Abandon()
-		return false
-	case <-ctx.Done():
-		// Never used: hand it on, bounded by the term's deadline.
-		releaseCtx, cancel := context.WithDeadline(context.Background(), term.Deadline())
-		defer cancel()
-		_, _ = term.Release(releaseCtx)
 		return false
 	}
+	return true
 }
 
 func jitter(d time.Duration) time.Duration {
@@ -169,9 +177,8 @@ func jitter(d time.Duration) time.Duration {
 
 // attempt is the outcome of one try at the Lease.
 type attempt struct {
-	won     bool      // this candidate holds the Lease
-	created bool      // by creating it: there was no Lease
-	at      time.Time // when the Lease was read; a won term counts from here
+	won bool      // this candidate holds the Lease
+	at  time.Time // when the Lease was read; a won term counts from here
 }
 
 // tryAcquireOrRenew makes one attempt to take or keep the Lease. The error
@@ -202,7 +209,8 @@ func (e *Elector) tryLocked(ctx context.Context) (attempt, error) {
 			return attempt{at: now}, fmt.Errorf("create lease %s: %w", e.Describe(), err)
 		}
 		e.observe(record, nil, now)
-		return attempt{won: true, created: true, at: now}, nil
+		e.created = now
+		return attempt{won: true, at: now}, nil
 	}
 	if err != nil {
 		return attempt{at: now}, fmt.Errorf("get lease %s: %w", e.Describe(), err)

@@ -89,6 +89,12 @@ func (t *Term) Release(ctx context.Context) (bool, error) {
 	return t.e.release(ctx)
 }
 
+// held reports whether the term is neither lost nor past its renew deadline
+// (which the renew loop may not have noticed yet).
+func (t *Term) held() bool {
+	return t.Err() == nil && t.e.cfg.Clock.Since(t.lastRenewal()) < t.e.cfg.RenewDeadline
+}
+
 func (t *Term) lastRenewal() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()

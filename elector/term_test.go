@@ -1,0 +1,125 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// A renewal that never answers (the API server accepted the connection and
+// went silent) does not postpone the loss: the term is lost exactly
+// renew_deadline after the last successful renewal.
+func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset(freeLease())
+		var hang atomic.Bool
+		cs.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if hang.Load() {
+				time.Sleep(time.Hour) // fake time; ignores the request's context
+			}
+			return false, nil, nil
+		})
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		won := time.Now()
+		assert.Equal(t, won.Add(15*time.Second-150*time.Millisecond), term.Deadline())
+		hang.Store(true)
+		<-term.Lost()
+		assert.Equal(t, 10*time.Second, time.Since(won))
+		assert.ErrorIs(t, term.Err(), ErrRenewDeadline)
+		assert.Equal(t, won.Add(15*time.Second-150*time.Millisecond), term.Deadline(), "the deadline of the last renewal")
+		hang.Store(false)
+		term.Abandon()
+	})
+}
+
+// The acquiring write is applied at once but answered 9s late, and then the
+// holder is cut off: the term counts from before the write, and the renew
+// loop does not sleep a retry period past its renew deadline.
+func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset(freeLease())
+		var failing atomic.Bool
+		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if failing.Load() {
+				return true, nil, errors.New("connection refused")
+			}
+			_, obj, err := k8stesting.ObjectReaction(cs.Tracker())(a)
+			time.Sleep(9 * time.Second) // fake time: applied, answered late
+			failing.Store(true)         // and cut off from then on
+			return true, obj, err
+		})
+		written := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, 9*time.Second, time.Since(written))
+		assert.Equal(t, written.Add(15*time.Second-150*time.Millisecond), term.Deadline())
+		<-term.Lost()
+		assert.Equal(t, 10*time.Second, time.Since(written), "renew_deadline after the write")
+		term.Abandon()
+	})
+}
+
+// Campaign never hands out a term that is lost on arrival: when the answer
+// to the winning write comes after renew_deadline, it renews first.
+func TestCampaignNeverReturnsALostTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset(freeLease())
+		var lateAnswer atomic.Int64
+		lateAnswer.Store(int64(12 * time.Second))
+		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if d := lateAnswer.Swap(0); d > 0 {
+				_, obj, err := k8stesting.ObjectReaction(cs.Tracker())(a)
+				time.Sleep(time.Duration(d)) // fake time
+				return true, obj, err
+			}
+			return false, nil, nil
+		})
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, time.Now().Add(15*time.Second-150*time.Millisecond), term.Deadline(), "a fresh renewal")
+		time.Sleep(5 * time.Second) // fake time: two renewals
+		assert.Nil(t, term.Err())
+		term.Abandon()
+	})
+}
+
+// A candidate that created the Lease, lost that term while it waited out a
+// possible holder of a deleted Lease, and then renewed its own record, still
+// waits until lease_duration after the creation.
+func TestRecreatedLeaseWaitSurvivesALoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := fake.NewClientset()
+		var failing atomic.Bool
+		cs.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing.Load() {
+				return true, nil, errors.New("connection refused")
+			}
+			return false, nil, nil
+		})
+		created := time.Now()
+		won := make(chan *Term, 1)
+		go func() {
+			term, err := newElector(t, cs, "a").Campaign(context.Background())
+			if err == nil {
+				won <- term
+			}
+		}()
+		time.Sleep(time.Second) // fake time: created, waiting
+		failing.Store(true)     // its term is lost at 10s
+		time.Sleep(10 * time.Second)
+		failing.Store(false) // back at 11s: its record still names it
+		term := <-won
+		assert.GreaterOrEqual(t, time.Since(created), 15*time.Second, "handed out before a deleted Lease's holder had stopped")
+		term.Abandon()
+	})
+}
