@@ -313,7 +313,8 @@ type testHost struct {
 	mu        sync.Mutex
 	statuses  []*componentstatus.Event
 	// onFatal runs when a FatalError is reported: the collector would exit.
-	onFatal func()
+	onFatal   func()
+	fatalTime time.Time
 }
 
 func (h *testHost) GetExtensions() map[component.ID]component.Component { return nil }
@@ -331,6 +332,9 @@ func (h *testHost) GetFactory(kind component.Kind, typ component.Type) component
 func (h *testHost) Report(ev *componentstatus.Event) {
 	h.mu.Lock()
 	h.statuses = append(h.statuses, ev)
+	if ev.Status() == componentstatus.StatusFatalError && h.fatalTime.IsZero() {
+		h.fatalTime = time.Now()
+	}
 	onFatal := h.onFatal
 	h.mu.Unlock()
 	if ev.Status() == componentstatus.StatusFatalError && onFatal != nil {
@@ -343,6 +347,13 @@ func (h *testHost) statusCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.statuses)
+}
+
+// fatalAt is when the first FatalError was reported.
+func (h *testHost) fatalAt() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fatalTime
 }
 
 // fatalErr is the FatalError reported, if any.
@@ -368,16 +379,15 @@ func (h *testHost) lastStatus() *componentstatus.Event {
 
 // replica is one collector's leader_receiver_creator on the fake cluster.
 type replica struct {
-	name     string
-	r        *runner
-	host     *testHost
-	b        *behaviour
-	fail     atomic.Bool  // cut this replica off the API server
-	slow     atomic.Int64 // the answer to its next write comes this late (ns)
-	logs     *observer.ObservedLogs
-	metrics  *consumertest.MetricsSink
-	others   []*behaviour // of sub-receiver types added by the test
-	exitedAt time.Time    // when a FatalError ended it (exitsOnFatal)
+	name    string
+	r       *runner
+	host    *testHost
+	b       *behaviour
+	fail    atomic.Bool  // cut this replica off the API server
+	slow    atomic.Int64 // the answer to its next write comes this late (ns)
+	logs    *observer.ObservedLogs
+	metrics *consumertest.MetricsSink
+	others  []*behaviour // of sub-receiver types added by the test
 }
 
 // addType gives the replica a second test sub-receiver type with its own
@@ -433,7 +443,6 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 // the process exits, so whatever its sub-receivers did ends with it.
 func (rp *replica) exitsOnFatal() {
 	rp.host.onFatal = func() {
-		rp.exitedAt = time.Now()
 		rp.b.release()
 		for _, b := range rp.others {
 			b.release()

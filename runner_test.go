@@ -459,7 +459,7 @@ func TestSlowMemberStartUnderPartition(t *testing.T) {
 		waitFor(t, time.Minute, func() bool { return j.runningCount("a") == 1 }, "testrcv kept running after the loss")
 		assert.WithinDuration(t, renewed.Add(10*time.Second), time.Now(), 100*time.Millisecond, "testrcv stopped when the term was lost")
 		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
-		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), a.exitedAt, "out by the deadline")
+		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), a.host.fatalAt(), "out by the deadline")
 		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers zother did not stop in time")
 		waitFor(t, time.Minute, b.leading, "b did not take over")
 		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
@@ -511,7 +511,7 @@ func TestHungRollback(t *testing.T) {
 		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
 		assert.Equal(t, "a", c.holder(t), "not released: testrcv may still run")
 		// The rollback began at once: it had until the deadline of then.
-		assert.Equal(t, acquired.Add(15*time.Second-150*time.Millisecond), a.exitedAt, "out by the deadline")
+		assert.Equal(t, acquired.Add(15*time.Second-150*time.Millisecond), a.host.fatalAt(), "out by the deadline")
 
 		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
 		b.addType("zother")
