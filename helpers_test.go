@@ -356,6 +356,19 @@ func (h *testHost) fatalAt() time.Time {
 	return h.fatalTime
 }
 
+// fatalCount is the number of FatalErrors reported.
+func (h *testHost) fatalCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, ev := range h.statuses {
+		if ev.Status() == componentstatus.StatusFatalError {
+			n++
+		}
+	}
+	return n
+}
+
 // fatalErr is the FatalError reported, if any.
 func (h *testHost) fatalErr() error {
 	h.mu.Lock()

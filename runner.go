@@ -58,6 +58,9 @@ type runner struct {
 	// shutdownCtx is the context Shutdown was called with; written before
 	// cancel, read by the loop after it sees the cancellation.
 	shutdownCtx context.Context
+	// notStopped is set by the loop, before it returns, when the group did
+	// not stop by the deadline on shutdown; Shutdown returns it.
+	notStopped error
 
 	host  component.Host // the first pipeline instance's, for the sub-receivers
 	lease string         // namespace/name
@@ -168,7 +171,7 @@ func (r *runner) shutdown(ctx context.Context) error {
 	select {
 	case <-r.done:
 		r.close()
-		return nil
+		return r.notStopped
 	case <-ctx.Done():
 		if term := r.close(); term != nil {
 			term.Abandon()
@@ -315,7 +318,13 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome
 		r.setLeader(false)
 		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
 			zap.String("reason", reason), zap.Error(stopErr))
-		r.reportFatal(fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr))
+		err := fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr)
+		if reason == logmsg.ReasonShutdown {
+			// The collector is already exiting: it reads no FatalError now.
+			r.notStopped = err
+		} else {
+			r.reportFatal(err)
+		}
 		return stopLeading
 	}
 	slot.free <- struct{}{}
@@ -469,13 +478,20 @@ func (r *runner) reportLocked() {
 	r.broadcastLocked(componentstatus.NewEvent(componentstatus.StatusOK))
 }
 
-// reportFatal reports a FatalError: the collector shuts down. Nothing is
-// reported after it.
+// reportFatal reports a FatalError, once, to one pipeline instance: the
+// collector shuts down. Nothing is reported after it. The collector takes a
+// FatalError through an unbuffered channel while it holds its status lock,
+// and stops reading it once it shuts down: a second FatalError, or one sent
+// too late, would block every status report of the collector. So it is sent
+// once, from a goroutine of its own, and never on the shutdown path.
 func (r *runner) reportFatal(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.broadcastLocked(componentstatus.NewFatalErrorEvent(err))
+	if r.closed || r.fatal || len(r.hosts) == 0 {
+		return
+	}
 	r.fatal = true
+	go componentstatus.ReportStatus(r.hosts[0], componentstatus.NewFatalErrorEvent(err))
 }
 
 // reportFromMember forwards a sub-receiver's status to every pipeline

@@ -230,20 +230,21 @@ func TestFailedStartsBackOffExponentially(t *testing.T) {
 
 // A sub-receiver whose Shutdown hangs on a graceful shutdown: the stop is
 // bounded by the term's deadline, the Lease is not released (the member may
-// still run), and the replica reports a FatalError so that the collector
-// exits; a standby takes over once the Lease expires.
-func TestHungShutdownOnShutdownIsFatalAndKeepsTheLease(t *testing.T) {
+// still run), and Shutdown says so. No FatalError: the collector is already
+// exiting and would no longer read it. A standby takes over once the Lease
+// expires.
+func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := newJournal()
 		c := newCluster(j)
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		a.b.hang = make(chan struct{})
-		a.exitsOnFatal()
 		a.start(t)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
 		renewed := c.lease(t).Spec.RenewTime.Time
 
-		require.NoError(t, a.r.Shutdown(context.Background()))
+		err := a.r.Shutdown(context.Background())
+		require.ErrorContains(t, err, logmsg.GroupNotStopped+": sub-receivers testrcv did not stop in time")
 		// Bounded by the deadline of the last renewal: lease_duration less 1 %.
 		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), time.Now())
 		assert.Equal(t, "a", c.holder(t), "the Lease must not be released while a sub-receiver may still run")
@@ -252,9 +253,10 @@ func TestHungShutdownOnShutdownIsFatalAndKeepsTheLease(t *testing.T) {
 		assert.Equal(t, []any{"testrcv"}, notStopped[0].ContextMap()["receivers"])
 		assert.Equal(t, "shutdown", notStopped[0].ContextMap()["reason"])
 		assert.Zero(t, a.logCount(logmsg.GroupStopped)+a.logCount(logmsg.GroupStopErrors))
-		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
+		assert.Nil(t, a.host.fatalErr())
+		a.b.release() // the collector process exits
 
-		// A standby takes over once the Lease expires, after a exited.
+		// A standby takes over once the Lease expires.
 		b := newReplica(t, c, "b", testConfigFor("testrcv"))
 		b.start(t)
 		waitFor(t, time.Minute, b.leading, "b did not take over the expired Lease")
@@ -593,9 +595,13 @@ func TestHungStopNeverGivesASecondGroup(t *testing.T) {
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		a.b.hang = make(chan struct{})
 		a.start(t)
+		logsHost := &testHost{factories: a.host.factories} // a second pipeline instance
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
 		waitFor(t, time.Minute, a.leading, "a does not lead")
 		a.fail.Store(true)
 		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
+		// The collector reads one FatalError; a second would block it.
+		assert.Equal(t, 1, a.host.fatalCount()+logsHost.fatalCount())
 		a.fail.Store(false)
 		time.Sleep(2 * time.Minute) // fake time: the Lease expired long ago
 		synctest.Wait()
