@@ -188,6 +188,8 @@ type runningGroup struct {
 
 	done chan struct{} // closed when start has finished: all started, one failed, or aborted
 	err  error         // why the start failed; read after done
+
+	stopped chan struct{} // closed when every instance stop began with has stopped
 }
 
 // start builds fresh instances of every member (receivers cannot be started
@@ -196,7 +198,7 @@ type runningGroup struct {
 // after a failure, or at any moment, stop shuts down every instance whose
 // Start was called, including one whose Start has not returned yet.
 func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
-	rg := &runningGroup{done: make(chan struct{})}
+	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{})}
 	sub := &subHost{Host: host, report: report}
 	go func() {
 		defer close(rg.done)
@@ -267,10 +269,10 @@ var errAborted = errors.New("the group was stopped while it was starting")
 
 // add creates an instance and records it, unless stop was called: from then
 // on no instance is added, so stop sees every instance that will ever start.
+// The factory runs outside the lock, so a slow one cannot delay a stop; an
+// instance created after the stop is shut down unstarted.
 func (rg *runningGroup) add(key string, create func(context.Context) (component.Component, error)) (*instance, error) {
-	rg.mu.Lock()
-	defer rg.mu.Unlock()
-	if rg.aborted {
+	if rg.isAborted() {
 		return nil, errAborted
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -279,9 +281,22 @@ func (rg *runningGroup) add(key string, create func(context.Context) (component.
 		cancel()
 		return nil, err
 	}
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	if rg.aborted {
+		cancel()
+		_ = comp.Shutdown(ctx) // never started: returns at once
+		return nil, errAborted
+	}
 	in := &instance{key: key, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 	rg.instances = append(rg.instances, in)
 	return in, nil
+}
+
+func (rg *runningGroup) isAborted() bool {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	return rg.aborted
 }
 
 // Done is closed when the start has finished; Err says whether it failed.
@@ -289,6 +304,10 @@ func (rg *runningGroup) Done() <-chan struct{} { return rg.done }
 
 // Err is why the start failed, or nil; valid once Done is closed.
 func (rg *runningGroup) Err() error { return rg.err }
+
+// Stopped is closed when every instance has stopped, also after stop
+// returned an *errNotStopped; valid once stop was called.
+func (rg *runningGroup) Stopped() <-chan struct{} { return rg.stopped }
 
 // errNotStopped says that a sub-receiver was still running when the stop had
 // to be over: its Start or its Shutdown had not returned.
@@ -335,22 +354,20 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 			stopped[i].Store(true)
 		})
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { wg.Wait(); close(rg.stopped) }()
 	select {
-	case <-done:
+	case <-rg.stopped:
 		return errors.Join(errs...)
 	case <-ctx.Done():
-		select {
-		case <-done: // finished at the same moment
-			return errors.Join(errs...)
-		default:
-		}
 		var hung []string
 		for i, in := range instances {
 			if !stopped[i].Load() && !slices.Contains(hung, in.key) {
 				hung = append(hung, in.key)
 			}
+		}
+		if len(hung) == 0 { // all returned at the same moment
+			<-rg.stopped
+			return errors.Join(errs...)
 		}
 		return &errNotStopped{keys: hung, err: ctx.Err()}
 	}

@@ -401,6 +401,8 @@ type replica struct {
 	logs    *observer.ObservedLogs
 	metrics *consumertest.MetricsSink
 	others  []*behaviour // of sub-receiver types added by the test
+	// exitCode and exitTime (UnixNano) are set when the runner ended the process.
+	exitCode, exitTime atomic.Int64
 }
 
 // addType gives the replica a second test sub-receiver type with its own
@@ -439,6 +441,14 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 	client := c.client(&rp.fail, &rp.slow)
 	r.newClient = func(*Config) (kubernetes.Interface, error) { return client, nil }
 	r.process = newProcessLeases() // every replica is a process of its own
+	r.exit = func(code int) {      // the process ends: whatever it ran ends with it
+		rp.exitCode.Store(int64(code))
+		rp.exitTime.Store(time.Now().UnixNano())
+		rp.b.release()
+		for _, b := range rp.others {
+			b.release()
+		}
+	}
 	r.consumers.metrics = rp.metrics
 	r.consumers.logs = consumertest.NewNop()
 	rp.r = r
@@ -494,3 +504,52 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 func receivertestSettings() receiver.Settings { return receivertest.NewNopSettings(metadata.Type) }
 
 func nopSink() *consumertest.MetricsSink { return new(consumertest.MetricsSink) }
+
+// collectorModel is how the collector this module pins (otelcol v0.145.0)
+// handles a FatalError, reduced to what matters here: the host's Report sends
+// the error on an unbuffered channel (service/internal/graph/host.go:85,
+// otelcol/collector.go:147), which only the select of Run's control loop
+// reads. That loop leaves its select for good at the first async error or
+// shutdown request and then shuts the service down; during a shutdown or a
+// reload nobody reads the channel (upstream issue
+// open-telemetry/opentelemetry-collector#9824, still open).
+type collectorModel struct {
+	asyncErr chan error
+	stop     chan struct{} // test cleanup: drain whatever is still sent
+}
+
+func newCollectorModel(t *testing.T) *collectorModel {
+	m := &collectorModel{asyncErr: make(chan error), stop: make(chan struct{})}
+	// Registered before the replicas, so it runs after their cleanups.
+	t.Cleanup(func() { close(m.stop) })
+	return m
+}
+
+// drainInCleanup lets blocked senders go once the test body is over (so that
+// the replicas' cleanups can shut down); call it after newReplica.
+func (m *collectorModel) drainInCleanup(t *testing.T) {
+	t.Cleanup(func() {
+		go func() {
+			for {
+				select {
+				case <-m.asyncErr:
+				case <-m.stop:
+					return
+				}
+			}
+		}()
+	})
+}
+
+// collectorHost is one pipeline instance's host in the collector model.
+type collectorHost struct {
+	*testHost
+	m *collectorModel
+}
+
+func (h *collectorHost) Report(ev *componentstatus.Event) {
+	h.testHost.Report(ev)
+	if ev.Status() == componentstatus.StatusFatalError {
+		h.m.asyncErr <- ev.Err() // graph.Host.NotifyComponentStatusChange
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,10 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
+
+// exitCode is the process's exit code when a group is still running at the
+// term's deadline (EX_SOFTWARE).
+const exitCode = 70
 
 // maxBackoff caps the pause after failed group starts.
 const maxBackoff = time.Minute
@@ -48,6 +53,7 @@ type runner struct {
 	newClient  func(*Config) (kubernetes.Interface, error)
 	onShutdown func() // forgets this runner in the factory's map
 	process    *processLeases
+	exit       func(code int) // os.Exit; tests record it
 
 	startOnce sync.Once
 	startErr  error
@@ -85,7 +91,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, newClient: newKubeClient, onShutdown: func() {}, process: thisProcess,
+		telemetry: tb, newClient: newKubeClient, onShutdown: func() {}, process: thisProcess, exit: os.Exit,
 	}, nil
 }
 
@@ -214,20 +220,20 @@ const (
 // loop campaigns, leads, and campaigns again after every loss until ctx is
 // cancelled by Shutdown or a group fails to stop.
 func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
+	// At most one term per Lease in this process, whatever the identity: a
+	// runner created by a collector reload campaigns only once its
+	// predecessor's term is over (its group stopped, its Lease released or
+	// abandoned), and never after a group of that Lease failed to stop here.
+	slot := r.process.slot(r.lease)
 	failures := 0
 	for {
-		term, err := el.Campaign(ctx)
-		if err != nil {
-			return // shutting down; never held the Lease in this round
-		}
-		if !r.setTerm(term) {
-			term.Abandon()
+		select {
+		case <-slot.free:
+		case <-ctx.Done():
 			return
 		}
-		r.emit(func() { r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs) })
-		r.logger.Info(logmsg.Acquired)
-		out := r.lead(ctx, term, g)
-		r.setTerm(nil)
+		out := r.serve(ctx, el, g, slot)
+		slot.free <- struct{}{}
 		switch out {
 		case stopLeading:
 			return
@@ -249,32 +255,36 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 	}
 }
 
-// lead runs the group for one term and stops it by the term's deadline. The
-// group starts in the background while lead watches the term and Shutdown:
-// if either ends first, the members already started are stopped.
-func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome {
-	won := time.Now()
-	// At most one group per Lease in this process, whatever the identity: a
-	// runner created by a collector reload waits for its predecessor's.
-	slot := r.process.slot(r.lease)
-	select {
-	case <-slot.free:
-	case <-term.Lost():
-		r.lost(term)
-		term.Abandon()
-		return campaignAgain
-	case <-ctx.Done():
-		r.endTerm(term, logmsg.ReasonShutdown)
-		return stopLeading
-	}
+// serve campaigns, then leads for one term; the caller holds the slot.
+func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot *leaseSlot) outcome {
 	if err := slot.hungErr(); err != nil {
-		slot.free <- struct{}{}
-		term.Abandon()
 		r.logger.Error(logmsg.GroupNotStopped, zap.Error(err))
 		r.reportFatal(err)
 		return stopLeading
 	}
+	term, err := el.Campaign(ctx)
+	if err != nil {
+		return stopLeading // shutting down; never held the Lease in this round
+	}
+	if !r.setTerm(term) {
+		term.Abandon()
+		return stopLeading
+	}
+	defer r.setTerm(nil)
+	r.emit(func() { r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs) })
+	r.logger.Info(logmsg.Acquired)
+	if ctx.Err() != nil {
+		r.endTerm(term, logmsg.ReasonShutdown)
+		return stopLeading
+	}
+	return r.lead(ctx, term, g, slot)
+}
 
+// lead runs the group for one term and stops it by the term's deadline. The
+// group starts in the background while lead watches the term and Shutdown:
+// if either ends first, the members already started are stopped.
+func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *leaseSlot) outcome {
+	won := time.Now()
 	rg := g.start(r.host, r.reportFromMember)
 	var reason string
 	var startErr error
@@ -305,17 +315,19 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome
 	// The deadline as it is now: on a loss it no longer moves; on shutdown
 	// or a failed start the term keeps renewing meanwhile, which only keeps
 	// others away longer. Never later: a stop that hangs is not rewarded.
-	stopCtx, cancel := context.WithDeadline(context.Background(), term.Deadline())
+	// The members get all but the exit budget; if they are not down by then,
+	// the budget is the collector's to exit in.
+	deadline := term.Deadline()
+	stopCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(-r.exitBudget()))
 	stopErr := rg.stop(stopCtx)
 	cancel()
+	r.setLeader(false)
 	var hung *errNotStopped
 	if errors.As(stopErr, &hung) {
 		// Some sub-receiver may still run, and a goroutine cannot be killed.
 		// Campaigning again could start a second group: take this replica out.
 		slot.markHung(fmt.Errorf("a group of lease %s did not stop in this process (%s): restart the collector", r.lease, strings.Join(hung.keys, ", ")))
-		slot.free <- struct{}{}
 		term.Abandon()
-		r.setLeader(false)
 		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
 			zap.String("reason", reason), zap.Error(stopErr))
 		err := fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr)
@@ -325,10 +337,9 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome
 		} else {
 			r.reportFatal(err)
 		}
+		go r.exitAtDeadline(rg, hung.keys, deadline)
 		return stopLeading
 	}
-	slot.free <- struct{}{}
-	r.setLeader(false)
 
 	switch {
 	case startErr != nil:
@@ -342,6 +353,26 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group) outcome
 		r.groupStopped(g, reason, stopErr)
 		term.Abandon()
 		return campaignAgain
+	}
+}
+
+// exitBudget is the part of the stop margin kept for the collector to exit
+// in when the group did not stop: a quarter of lease_duration - renew_deadline.
+func (r *runner) exitBudget() time.Duration {
+	return (r.cfg.LeaderElection.LeaseDuration - r.cfg.LeaderElection.RenewDeadline) / 4
+}
+
+// exitAtDeadline ends the process if the group is still not down when the
+// term's deadline comes and the process has not exited by then: from that
+// instant another replica may lead.
+func (r *runner) exitAtDeadline(rg *runningGroup, hung []string, deadline time.Time) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-rg.Stopped():
+	case <-timer.C:
+		r.logger.Error(logmsg.Exiting, zap.Strings("receivers", hung), zap.Int("exit_code", exitCode))
+		r.exit(exitCode)
 	}
 }
 
@@ -368,6 +399,13 @@ func (r *runner) endTerm(term *elector.Term, reason string) {
 // release hands the Lease over, bounded by ctx and the term's deadline
 // (after it, the Lease is free anyway).
 func (r *runner) release(ctx context.Context, term *elector.Term, reason string) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed { // Shutdown gave up waiting: it writes nothing more
+		term.Abandon()
+		return
+	}
 	ctx, cancel := context.WithDeadline(ctx, term.Deadline())
 	defer cancel()
 	released, err := term.Release(ctx)

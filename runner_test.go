@@ -14,7 +14,17 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	coordinationv1 "k8s.io/api/coordination/v1"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
@@ -229,10 +239,11 @@ func TestFailedStartsBackOffExponentially(t *testing.T) {
 }
 
 // A sub-receiver whose Shutdown hangs on a graceful shutdown: the stop is
-// bounded by the term's deadline, the Lease is not released (the member may
-// still run), and Shutdown says so. No FatalError: the collector is already
-// exiting and would no longer read it. A standby takes over once the Lease
-// expires.
+// bounded by the term's deadline less the exit budget, the Lease is not
+// released (the member may still run), and Shutdown says so. No FatalError:
+// the collector is already exiting and would no longer read it. If the
+// process is still there at the deadline, the runner ends it; a standby
+// takes over once the Lease expires.
 func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := newJournal()
@@ -242,11 +253,12 @@ func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 		a.start(t)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
 		renewed := c.lease(t).Spec.RenewTime.Time
+		deadline := renewed.Add(15*time.Second - 150*time.Millisecond)
 
 		err := a.r.Shutdown(context.Background())
 		require.ErrorContains(t, err, logmsg.GroupNotStopped+": sub-receivers testrcv did not stop in time")
-		// Bounded by the deadline of the last renewal: lease_duration less 1 %.
-		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), time.Now())
+		// The members had until the deadline less the exit budget, (15s-10s)/4.
+		assert.Equal(t, deadline.Add(-1250*time.Millisecond), time.Now())
 		assert.Equal(t, "a", c.holder(t), "the Lease must not be released while a sub-receiver may still run")
 		notStopped := a.logs.FilterMessage(logmsg.GroupNotStopped).All()
 		require.Len(t, notStopped, 1, "one line for a failed stop")
@@ -254,7 +266,12 @@ func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 		assert.Equal(t, "shutdown", notStopped[0].ContextMap()["reason"])
 		assert.Zero(t, a.logCount(logmsg.GroupStopped)+a.logCount(logmsg.GroupStopErrors))
 		assert.Nil(t, a.host.fatalErr())
-		a.b.release() // the collector process exits
+
+		// The process lingers: at the deadline the runner ends it.
+		waitFor(t, time.Minute, func() bool { return a.exitCode.Load() != 0 }, "the process was not ended")
+		assert.Equal(t, int64(exitCode), a.exitCode.Load())
+		assert.Equal(t, deadline.UnixNano(), a.exitTime.Load(), "ended at the deadline")
+		assert.Equal(t, 1, a.logCount(logmsg.Exiting))
 
 		// A standby takes over once the Lease expires.
 		b := newReplica(t, c, "b", testConfigFor("testrcv"))
@@ -262,6 +279,25 @@ func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 		waitFor(t, time.Minute, b.leading, "b did not take over the expired Lease")
 		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
 		require.NoError(t, b.r.Shutdown(context.Background()))
+	})
+}
+
+// A member that does stop, only late, after the exit budget began: the
+// replica takes itself out, but the process is not ended at the deadline.
+func TestLateStopIsNotEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// Down between the deadline less the exit budget and the deadline.
+		renewed := c.lease(t).Spec.RenewTime.Time
+		a.b.shutdownDelay = time.Until(renewed.Add(14200 * time.Millisecond))
+		require.ErrorContains(t, a.r.Shutdown(context.Background()), "did not stop in time")
+		time.Sleep(time.Minute) // fake time: past the deadline
+		synctest.Wait()
+		assert.Zero(t, a.exitCode.Load())
+		assert.Zero(t, a.logCount(logmsg.Exiting))
 	})
 }
 
@@ -461,7 +497,8 @@ func TestSlowMemberStartUnderPartition(t *testing.T) {
 		waitFor(t, time.Minute, func() bool { return j.runningCount("a") == 1 }, "testrcv kept running after the loss")
 		assert.WithinDuration(t, renewed.Add(10*time.Second), time.Now(), 100*time.Millisecond, "testrcv stopped when the term was lost")
 		waitFor(t, time.Minute, func() bool { return a.host.fatalErr() != nil }, "a did not take itself out")
-		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond), a.host.fatalAt(), "out by the deadline")
+		assert.Equal(t, renewed.Add(15*time.Second-150*time.Millisecond-1250*time.Millisecond), a.host.fatalAt(),
+			"out by the deadline, less the exit budget")
 		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers zother did not stop in time")
 		waitFor(t, time.Minute, b.leading, "b did not take over")
 		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
@@ -513,7 +550,8 @@ func TestHungRollback(t *testing.T) {
 		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
 		assert.Equal(t, "a", c.holder(t), "not released: testrcv may still run")
 		// The rollback began at once: it had until the deadline of then.
-		assert.Equal(t, acquired.Add(15*time.Second-150*time.Millisecond), a.host.fatalAt(), "out by the deadline")
+		assert.Equal(t, acquired.Add(15*time.Second-150*time.Millisecond-1250*time.Millisecond), a.host.fatalAt(),
+			"out by the deadline, less the exit budget")
 
 		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
 		b.addType("zother")
@@ -559,7 +597,7 @@ func TestShutdownWhileAMemberStartBlocks(t *testing.T) {
 // 10s renew_deadline) late, and then the leader is cut off. The term is lost
 // at renew_deadline after the write, not a retry period later, and the group
 // has until lease_duration after the write, not the margin from when the loss
-// was noticed: a group whose Shutdown takes 4.5s is down before the standby,
+// was noticed: a group whose Shutdown takes 3.5s is down before the standby,
 // which saw the write at once, takes over.
 func TestLossNoticedLate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -567,7 +605,7 @@ func TestLossNoticedLate(t *testing.T) {
 		c := newCluster(j)
 		c.tracker.Add(freeLease())
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a.b.shutdownDelay = 4500 * time.Millisecond
+		a.b.shutdownDelay = 3500 * time.Millisecond
 		a.slow.Store(int64(9 * time.Second))
 		a.start(t)
 		time.Sleep(time.Millisecond) // fake time: a's write is applied, its answer is on its way
@@ -687,5 +725,397 @@ func TestStandbyAfterFailedStartReturnsToOK(t *testing.T) {
 		waitFor(t, time.Minute, func() bool { return a.host.lastStatus().Status() == componentstatus.StatusOK },
 			"a stays RecoverableError as a healthy standby")
 		assert.Equal(t, 1, a.logCount(logmsg.Acquired))
+	})
+}
+
+// In a real collector: a group whose rollback hangs makes the replica report
+// a FatalError, and the collector exits by itself (as kube-controller-manager
+// does when it loses its lease), although the block sits in two pipelines.
+func TestCollectorExitsWhenTheGroupCannotStop(t *testing.T) {
+	j := newJournal()
+	hung := &behaviour{replica: "a", journal: j, hang: make(chan struct{})}
+	failing := &behaviour{replica: "a", journal: j}
+	errStart := errors.New("port 4317 is taken")
+	failing.startErr.Store(&errStart)
+	defer hung.release()
+
+	core, logs := observer.New(zap.InfoLevel)
+	factories := func() (otelcol.Factories, error) {
+		return otelcol.Factories{
+			Receivers: map[component.Type]receiver.Factory{
+				metadata.Type:                   NewFactory(),
+				testType:                        testFactory(testType, hung),
+				component.MustNewType("zother"): testFactory(component.MustNewType("zother"), failing),
+			},
+			Exporters: map[component.Type]exporter.Factory{exportertest.NopType: exportertest.NewNopFactory()},
+			Telemetry: otelconftelemetry.NewFactory(),
+		}, nil
+	}
+	config := `yaml:
+receivers:
+  leader_receiver_creator:
+    auth_type: none
+    leader_election: {lease_name: lease, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
+    receivers: {testrcv: {}, zother: {}}
+exporters:
+  nop:
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
+    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
+`
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo:      component.NewDefaultBuildInfo(),
+		Factories:      factories,
+		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs:              []string{config},
+			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
+		}},
+	})
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- col.Run(context.Background()) }()
+	select {
+	case err := <-ran:
+		require.NoError(t, err, "the collector shut down cleanly")
+	case <-time.After(time.Minute):
+		col.Shutdown()
+		t.Fatalf("the collector did not exit; logs: %v", logs.All())
+	}
+	exit := logs.FilterMessage("Asynchronous error received, terminating process").All()
+	require.Len(t, exit, 1)
+	assert.Contains(t, exit[0].ContextMap()["error"], "sub-receivers testrcv did not stop in time")
+	assert.Equal(t, 1, logs.FilterMessage(logmsg.GroupNotStopped).Len())
+	assert.Equal(t, 1, logs.FilterMessage(logmsg.Acquired).Len(), "it never led again")
+}
+
+// Sequences found by a second reader of the term-deadline design.
+
+// A group that does not stop by the deadline on a graceful
+// shutdown makes the loop report a FatalError while the collector is shutting
+// down. In the collector nobody reads the async error channel then, so the
+// report blocks for ever, holding r.mu: Shutdown never returns (with a bounded
+// ctx it blocks on r.mu in close()), the collector never exits, and the term,
+// abandoned before the report, expires: a standby starts a second group while
+// the first one's member is still running.
+func TestFatalErrorDuringShutdownNeverReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		m := newCollectorModel(t)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		m.drainInCleanup(t)
+		a.b.hang = make(chan struct{})
+		require.NoError(t, a.r.Start(context.Background(), &collectorHost{testHost: a.host, m: m}))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait()
+
+		// SIGTERM: Run's loop has left its select and shuts the service down.
+		returned := make(chan error, 1)
+		go func() { returned <- a.r.Shutdown(context.Background()) }()
+		time.Sleep(time.Minute) // fake time: the deadline (< 15s) is long past
+		synctest.Wait()
+
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped), "the stop did hit the deadline")
+		select {
+		case <-returned:
+		default:
+			t.Errorf("Shutdown has not returned a minute after it was called: the FatalError report blocks for ever (r.mu held)")
+		}
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once while a's collector was stuck in shutdown: %v", j.list())
+	})
+}
+
+// The same report outside shutdown, for a block in two pipelines
+// (metrics and logs: two pipeline instances, two hosts; what addHost is for).
+// The term is lost, a member's Shutdown hangs, the loop reports the
+// FatalError to every host: the first send makes Run's loop leave its select
+// and shut the collector down, the second one has no reader and blocks for
+// ever, holding r.mu (and, in the collector, the status reporter's mutex that
+// every other component's status goes through). The collector never exits,
+// and a standby takes over the abandoned Lease while a's member still runs.
+func TestFatalErrorToTwoPipelinesDeadlocksTheCollector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		m := newCollectorModel(t)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		m.drainInCleanup(t)
+		a.b.hang = make(chan struct{})
+
+		// Run's control loop: at the first async error it leaves its select
+		// and shuts the service down, which calls our Shutdown.
+		exited := make(chan struct{})
+		go func() {
+			select {
+			case <-m.asyncErr:
+			case <-m.stop:
+				return
+			}
+			_ = a.r.Shutdown(context.Background())
+			close(exited)
+		}()
+
+		metricsHost := &collectorHost{testHost: a.host, m: m}
+		logsHost := &collectorHost{testHost: &testHost{factories: a.host.factories}, m: m}
+		require.NoError(t, a.r.Start(context.Background(), metricsHost))
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait()
+
+		a.fail.Store(true) // a loses the API server: the term is lost, the stop hangs
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped), "the stop did hit the deadline")
+		select {
+		case <-exited:
+		default:
+			t.Errorf("a minute after the FatalError the collector has not exited: the report to the second pipeline instance blocks for ever")
+		}
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+	})
+}
+
+// A predecessor's release clobbers its same-process successor's
+// term. a1's group fails to start and a member's Shutdown is slow (but within
+// the deadline); Shutdown(ctx) gives up waiting and returns. A successor a2
+// for the same Lease and the same explicit identity in the same process (a
+// config reload: the case leaseSlot exists for) wins the Lease at once by
+// renewing a1's record and waits for the slot. When a1's member finally stops,
+// a1 returns the slot and then, in groupStartFailed, releases the Lease with
+// context.Background(): the record still names "a", so the release goes
+// through and the Lease is free while a2 starts its group. A standby takes the
+// free Lease and starts a second group.
+func TestPredecessorReleaseClobbersSuccessorTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a1 := newReplica(t, c, "a", testConfigFor("testrcv"))
+		boom := errors.New("boom")
+		a1.b.startErr.Store(&boom)
+		a1.b.hang = make(chan struct{})
+		a1.start(t)
+		waitFor(t, time.Minute, func() bool { return a1.b.entered.Load() > 0 }, "a1 never started its group")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait() // a1 is stopping its failed group; the member's Shutdown hangs
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.Error(t, a1.r.Shutdown(ctx), "a1's Shutdown gives up waiting for the group")
+
+		// The reload: same process, same Lease, same explicit identity. It
+		// campaigns only once a1's term is over.
+		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a2.r.process = a1.r.process
+		a2.start(t)
+		time.Sleep(5 * time.Second) // fake time
+		synctest.Wait()
+		assert.Zero(t, a2.logCount(logmsg.Acquired), "a2 won while a1's term was not over")
+		from := len(j.list())
+		close(a1.b.hang) // a1's member stops, well within a1's deadline
+
+		waitFor(t, time.Minute, a2.leading, "a2 did not start its group")
+		time.Sleep(15 * time.Second)
+		synctest.Wait()
+
+		assert.Equal(t, -1, j.index("lease ", from), "the Lease was released while a2 held it and ran its group: %v", j.list()[from:])
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+	})
+}
+
+// runningGroup.add holds rg.mu while the factory creates the
+// receiver, and stop takes rg.mu without any bound. A Create that takes longer
+// than the stop margin keeps the stop from even beginning past the term's
+// deadline; when Create returns, startAll calls Start, after the deadline,
+// while the standby that took the expired Lease runs its group. (Real time:
+// a goroutine blocked on a sync.Mutex stalls a synctest bubble's clock.)
+func TestSlowCreateStartsMemberAfterDeadline(t *testing.T) {
+	j := newJournal()
+	c := newCluster(j)
+	fast := func(cfg *Config) *Config {
+		cfg.LeaderElection.LeaseDuration = 2 * time.Second
+		cfg.LeaderElection.RenewDeadline = time.Second
+		cfg.LeaderElection.RetryPeriod = 300 * time.Millisecond
+		return cfg
+	}
+	a := newReplica(t, c, "a", fast(testConfigFor("zslow")))
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	t.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	typ := component.MustNewType("zslow")
+	inner := testFactory(typ, a.b)
+	a.host.factories[typ] = receiver.NewFactory(typ, inner.CreateDefaultConfig,
+		receiver.WithMetrics(func(ctx context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-gate // e.g. a factory that dials or lists something in Create
+			return inner.CreateMetrics(ctx, set, cfg, next)
+		}, component.StabilityLevelAlpha))
+	a.start(t)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never created its member")
+	}
+	b := newReplica(t, c, "b", fast(testConfigFor("testrcv")))
+	b.start(t)
+
+	a.fail.Store(true) // the term is lost while the member is being created
+	waitFor(t, 10*time.Second, b.leading, "b did not take over the expired Lease")
+	close(gate) // Create returns, well after a's deadline
+	time.Sleep(500 * time.Millisecond)
+
+	assert.Equal(t, 1, j.maxOverlap(), "a's member started after a's deadline while b led: %v", j.list())
+}
+
+// With a bounded Shutdown ctx: "Shutdown returns within its ctx
+// whatever the group does" does not hold either, because close() needs r.mu,
+// which the blocked FatalError report holds. (Real time: a goroutine blocked
+// on a sync.Mutex stalls a synctest bubble's clock.)
+func TestFatalErrorDuringShutdownIgnoresShutdownCtx(t *testing.T) {
+	c := newCluster(newJournal())
+	m := newCollectorModel(t)
+	cfg := testConfigFor("testrcv")
+	cfg.LeaderElection.LeaseDuration = 2 * time.Second
+	cfg.LeaderElection.RenewDeadline = time.Second
+	cfg.LeaderElection.RetryPeriod = 300 * time.Millisecond
+	a := newReplica(t, c, "a", cfg)
+	m.drainInCleanup(t)
+	a.b.hang = make(chan struct{})
+	require.NoError(t, a.r.Start(context.Background(), &collectorHost{testHost: a.host, m: m}))
+	waitFor(t, 10*time.Second, a.leading, "a does not lead")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- a.r.Shutdown(ctx) }()
+	select {
+	case <-returned:
+	case <-time.After(8 * time.Second):
+		t.Errorf("Shutdown(ctx with a 4s timeout) has not returned after 8s: close() waits for r.mu, held by the blocked FatalError report")
+	}
+}
+
+// (Defence in depth; the real client cancels Campaign's attempt at
+// renew_deadline, the fake one does not). Campaign hands out a term won by an
+// attempt whose answer came later than renew_deadline (here later than
+// lease_duration): its Deadline is already past, and another replica may
+// already lead. The term renew path guards against an API call that hangs
+// (the timer in Term.attempt); Campaign does not. a then starts its group,
+// which overlaps b's in most rounds, and a stop that is instant is reported
+// as a FatalError because the deadline it is given has passed.
+func TestCampaignHandsOutATermPastItsDeadline(t *testing.T) {
+	const rounds = 8
+	acquired, overlaps := 0, 0
+	for range rounds {
+		synctest.Test(t, func(t *testing.T) {
+			j := newJournal()
+			c := newCluster(j)
+			b := newReplica(t, c, "b", testConfigFor("testrcv"))
+			b.start(t)
+			waitFor(t, time.Minute, b.leading, "b does not lead")
+			a := newReplica(t, c, "a", testConfigFor("testrcv"))
+			a.start(t)
+			time.Sleep(5 * time.Second)
+			a.slow.Store(int64(30 * time.Second)) // the answer to a's takeover write comes 30s late
+			b.fail.Store(true)                    // b loses the API server and its term
+			waitFor(t, time.Minute, func() bool { return c.holder(t) == "a" }, "a did not take over")
+			b.fail.Store(false) // b is back: it sees a's record stay unchanged and takes over
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			acquired += a.logCount(logmsg.Acquired)
+			if j.maxOverlap() > 1 {
+				overlaps++
+			}
+			require.NoError(t, b.r.Shutdown(context.Background()))
+			_ = a.r.Shutdown(context.Background())
+		})
+	}
+	assert.Zero(t, acquired, "Campaign handed a a term whose renew deadline (and Deadline) had passed, in %d of %d rounds", acquired, rounds)
+	assert.Zero(t, overlaps, "two groups ran at once in %d of %d rounds", overlaps, rounds)
+}
+
+// ValidateTimings accepts lease_duration - renew_deadline >=
+// MinStopMargin (1s), documented as "the time the group has to stop", but the
+// stop is bounded by Deadline = last renewal + lease_duration - 1 %: the
+// budget after a loss is lease_duration - renew_deadline - lease_duration/100,
+// which is zero at 100s/99s and negative above. With 120s/119s (accepted),
+// Lost closes after Deadline has passed, so every ordinary loss of the Lease
+// stops an instantly-stopping group with an expired context, declares it hung
+// and reports a FatalError.
+func TestStopMarginEatenByDriftSlack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfigFor("testrcv")
+		cfg.LeaderElection.LeaseDuration = 120 * time.Second
+		cfg.LeaderElection.RenewDeadline = 119 * time.Second
+		require.ErrorContains(t, cfg.Validate(), "leader_election.renew_deadline (1m59s) must be at least 2.4s less than lease_duration (2m0s)")
+		cfg.LeaderElection.RenewDeadline = 117600 * time.Millisecond
+		require.NoError(t, cfg.Validate(), "the least margin is accepted")
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", cfg)
+		a.start(t)
+		waitFor(t, 5*time.Minute, a.leading, "a does not lead")
+		a.fail.Store(true) // an ordinary loss: the API server is unreachable for a while
+		waitFor(t, 5*time.Minute, func() bool { return !a.leading() }, "a kept its group")
+		synctest.Wait()
+		assert.Zero(t, a.logCount(logmsg.GroupNotStopped), "a group that stops at once was declared hung")
+		assert.NoError(t, a.host.fatalErr(), "an ordinary loss of the Lease is fatal")
+	})
+}
+
+// The successor releases the record its predecessor's
+// group still counts on. a1's Shutdown gives up while its group is stopping
+// (a member's Shutdown is slow, within a1's deadline). The successor a2 (same
+// process, Lease and identity) wins by renewing a1's record and waits for the
+// slot; a2 is shut down in turn (another reload, or the collector exits) and,
+// from the slot wait, endTerm releases the Lease: b takes it at once and
+// starts its group while a1's member has not stopped yet, although it stops
+// well within a1's deadline.
+func TestSuccessorReleaseWhileWaitingForSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		a1 := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a1.b.hang = make(chan struct{})
+		a1.start(t)
+		waitFor(t, time.Minute, a1.leading, "a1 does not lead")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.Error(t, a1.r.Shutdown(ctx), "a1's Shutdown gives up waiting for the group")
+
+		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a2.r.process = a1.r.process
+		a2.start(t)
+		time.Sleep(time.Second) // fake time
+		synctest.Wait()
+		assert.Zero(t, a2.logCount(logmsg.Acquired), "a2 won while a1's term was not over")
+		require.NoError(t, a2.r.Shutdown(context.Background()))
+		time.Sleep(5 * time.Second) // fake time
+		synctest.Wait()
+		assert.False(t, b.leading(), "b took over before a1's deadline")
+		close(a1.b.hang) // a1's member stops, within a1's deadline
+		synctest.Wait()
+		assert.Zero(t, a1.logCount(logmsg.GroupNotStopped), "a1's group stopped in time")
+		waitFor(t, time.Minute, b.leading, "b did not take over")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
 	})
 }

@@ -44,12 +44,19 @@ type Config struct {
 // time a holder that lost its term has to stop its work before another
 // candidate may take over. Below a second, a stop that needs one call to an
 // API server or one garbage collection pause on a busy node cannot fit; and
-// the Lease itself counts in whole seconds.
+// the Lease itself counts in whole seconds. The margin must also be at least
+// twice the [DriftSlack], so that at least half of it is left to stop in.
 const MinStopMargin = time.Second
+
+// minStopMargin is the least margin for a lease duration.
+func minStopMargin(leaseDuration time.Duration) time.Duration {
+	return max(MinStopMargin, 2*DriftSlack(leaseDuration))
+}
 
 // ValidateTimings checks client-go's rule
 // lease_duration > renew_deadline > JitterFactor*retry_period > 0, that
-// lease_duration - renew_deadline is at least [MinStopMargin], and that the
+// lease_duration - renew_deadline is at least [MinStopMargin] (and twice the
+// [DriftSlack]), and that the
 // lease duration is a whole number of seconds, as the Lease stores it.
 func ValidateTimings(leaseDuration, renewDeadline, retryPeriod time.Duration) error {
 	switch {
@@ -57,10 +64,11 @@ func ValidateTimings(leaseDuration, renewDeadline, retryPeriod time.Duration) er
 		return errors.New("retry_period must be greater than zero")
 	case leaseDuration <= renewDeadline:
 		return errors.New("renew_deadline must be less than lease_duration")
-	case leaseDuration-renewDeadline < MinStopMargin:
+	case leaseDuration-renewDeadline < minStopMargin(leaseDuration):
 		return fmt.Errorf("renew_deadline (%s) must be at least %s less than lease_duration (%s): "+
-			"that margin is the time the group has to stop before another replica may take over",
-			renewDeadline, MinStopMargin, leaseDuration)
+			"that margin is the time the group has to stop before another replica may take over "+
+			"(at least 1s, and 2 %% of lease_duration)",
+			renewDeadline, minStopMargin(leaseDuration), leaseDuration)
 	case renewDeadline <= time.Duration(JitterFactor*float64(retryPeriod)):
 		return fmt.Errorf("renew_deadline must be greater than retry_period*%.1f", JitterFactor)
 	case leaseDuration%time.Second != 0:

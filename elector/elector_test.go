@@ -70,7 +70,9 @@ func TestValidateTimings(t *testing.T) {
 		{10 * time.Second, 10 * time.Second, 2 * time.Second, "renew_deadline must be less than lease_duration"},
 		{15 * time.Second, 2 * time.Second, 2 * time.Second, "renew_deadline must be greater than retry_period*1.2"},
 		{2500 * time.Millisecond, time.Second, 100 * time.Millisecond, "lease_duration must be a whole number of seconds (the Lease stores seconds)"},
-		{4 * time.Second, 3500 * time.Millisecond, 250 * time.Millisecond, "renew_deadline (3.5s) must be at least 1s less than lease_duration (4s): that margin is the time the group has to stop before another replica may take over"},
+		{4 * time.Second, 3500 * time.Millisecond, 250 * time.Millisecond, "renew_deadline (3.5s) must be at least 1s less than lease_duration (4s): that margin is the time the group has to stop before another replica may take over (at least 1s, and 2 % of lease_duration)"},
+		{120 * time.Second, 119 * time.Second, 2 * time.Second, "renew_deadline (1m59s) must be at least 2.4s less than lease_duration (2m0s): that margin is the time the group has to stop before another replica may take over (at least 1s, and 2 % of lease_duration)"},
+		{120 * time.Second, 117600 * time.Millisecond, 2 * time.Second, ""},
 	}
 	for _, tt := range tests {
 		err := ValidateTimings(tt.lease, tt.renew, tt.retry)

@@ -32,6 +32,11 @@ const (
 	// replica never leads again, and it reports a FatalError so that the
 	// collector exits: fields receivers (those still running), reason, error.
 	GroupNotStopped = "leader group did not stop by the lease deadline; the collector must exit"
+	// Exiting is logged when a sub-receiver that did not stop still runs at
+	// the term's deadline and the process has not exited: it exits now, hard,
+	// because from that instant another replica may lead: fields receivers,
+	// exit_code.
+	Exiting = "leader group still running at the lease deadline; exiting the process"
 	// BackingOff is logged after a failed group start: field backoff.
 	BackingOff = "backing off before campaigning again"
 	// Released is logged when the Lease was handed over: field reason.
