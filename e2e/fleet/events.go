@@ -4,27 +4,32 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 )
 
 // Kind is what an Event says happened.
 type Kind string
 
-// The stable log messages of leader_receiver_creator (runner.go), plus the
-// lifecycle of the collector processes themselves.
+// The stable log messages of leader_receiver_creator, defined once in the
+// component (internal/logmsg), plus the lifecycle of the collector processes
+// themselves.
 const (
-	Campaigning      Kind = "campaigning for the lease"
-	Acquired         Kind = "leadership acquired"
-	GroupStarted     Kind = "leader group started"
-	GroupStartFailed Kind = "leader group failed to start; giving the lease back"
-	Lost             Kind = "leadership lost"
-	GroupStopped     Kind = "leader group stopped"
-	GroupStopErrors  Kind = "leader group stopped with errors"
-	Released         Kind = "lease released"
-	LeftToExpire     Kind = "lease left to expire"
-	ReleaseFailed    Kind = "could not release the lease; it expires after lease_duration"
-	NotReleased      Kind = "lease not released: it names another holder"
-	LeaseUnreachable Kind = "cannot read or write the lease" // once per transition, with Error
-	LeaseReachable   Kind = "lease reachable again"
+	Campaigning      Kind = logmsg.Campaigning
+	Acquired         Kind = logmsg.Acquired
+	GroupStarted     Kind = logmsg.GroupStarted
+	GroupStartFailed Kind = logmsg.GroupStartFailed
+	Lost             Kind = logmsg.Lost
+	GroupStopped     Kind = logmsg.GroupStopped
+	GroupStopErrors  Kind = logmsg.GroupStopErrors
+	GroupNotStopped  Kind = logmsg.GroupNotStopped // the replica takes itself out; the process exits
+	Exiting          Kind = logmsg.Exiting
+	Released         Kind = logmsg.Released
+	LeftToExpire     Kind = logmsg.LeftToExpire
+	ReleaseFailed    Kind = logmsg.ReleaseFailed
+	NotReleased      Kind = logmsg.NotReleased
+	LeaseUnreachable Kind = logmsg.LeaseUnreachable // once per transition, with Error
+	LeaseReachable   Kind = logmsg.LeaseReachable
 
 	ProcessStarted Kind = "process started" // by the harness
 	ProcessExited  Kind = "process exited"  // by the harness, after the process was reaped
@@ -34,7 +39,8 @@ var logKinds = map[string]Kind{}
 
 func init() {
 	for _, k := range []Kind{Campaigning, Acquired, GroupStarted, GroupStartFailed, Lost, GroupStopped,
-		GroupStopErrors, Released, LeftToExpire, ReleaseFailed, NotReleased, LeaseUnreachable, LeaseReachable} {
+		GroupStopErrors, GroupNotStopped, Exiting, Released, LeftToExpire, ReleaseFailed, NotReleased,
+		LeaseUnreachable, LeaseReachable} {
 		logKinds[string(k)] = k
 	}
 }
