@@ -11,8 +11,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// newKubeClient builds the client that reads and writes the Lease. Tests
-// replace it to inject a fake clientset.
+// newKubeClient builds the client that reads and writes the Lease. It is the
+// one place tests inject a client: a fake clientset per configuration.
 var newKubeClient = func(cfg *Config) (kubernetes.Interface, error) {
 	restCfg, err := restConfig(cfg)
 	if err != nil {

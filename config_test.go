@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/confmap/xconfmap"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
@@ -129,33 +128,4 @@ func TestLeaseNamespaceDefaults(t *testing.T) {
 	ns, err = le.leaseNamespace()
 	require.NoError(t, err)
 	assert.Equal(t, "from-sa-file", ns)
-}
-
-func TestDefaultIdentityIsUniquePerBlock(t *testing.T) {
-	t.Setenv("POD_NAME", "collector-7d9f")
-	a, b := defaultIdentity(""), defaultIdentity("")
-	assert.NotEqual(t, a, b)
-	assert.Regexp(t, `^collector-7d9f_[0-9a-f]{8}$`, a)
-	assert.Equal(t, "pinned", defaultIdentity("pinned"))
-}
-
-func TestOneRunnerPerConfigAcrossSignals(t *testing.T) {
-	f := NewFactory()
-	cfg := testConfigFor("testrcv")
-	set := receivertestSettings()
-	m, err := f.CreateMetrics(t.Context(), set, cfg, nopSink())
-	require.NoError(t, err)
-	l, err := f.CreateLogs(t.Context(), set, cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	assert.Same(t, m, l, "one Lease per block, whatever the number of pipelines")
-	other, err := f.CreateMetrics(t.Context(), set, testConfigFor("testrcv"), nopSink())
-	require.NoError(t, err)
-	assert.NotSame(t, m, other)
-	assert.NotEqual(t, m.(*runner).identity, other.(*runner).identity)
-	require.NoError(t, m.Shutdown(t.Context()))
-	require.NoError(t, other.Shutdown(t.Context()))
-	again, err := f.CreateMetrics(t.Context(), set, cfg, nopSink())
-	require.NoError(t, err)
-	assert.NotSame(t, m, again, "a shut down runner is forgotten")
-	require.NoError(t, again.Shutdown(t.Context()))
 }

@@ -1,11 +1,15 @@
 package leaderreceivercreator
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/collector/receiver"
 )
@@ -37,4 +41,84 @@ func TestSubHostForwardsHostCapabilities(t *testing.T) {
 
 	bare := &subHost{Host: &testHost{}}
 	assert.Nil(t, bare.GetExporters(), "a host without exporters gives none, it does not panic")
+}
+
+func TestStartRejectsBadSubReceiverConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		host    component.Host
+		wantErr string
+	}{
+		{
+			name:    "unknown field",
+			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"valu": 3} },
+			wantErr: "receivers::testrcv: decoding failed",
+		},
+		{
+			name:    "factory validation",
+			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"value": -1} },
+			wantErr: "receivers::testrcv: value must not be negative",
+		},
+		{
+			name:    "unknown type",
+			mutate:  func(c *Config) { c.Receivers["k8s_clustr"] = nil },
+			wantErr: `receivers::k8s_clustr: this collector has no receiver of type "k8s_clustr"`,
+		},
+		{
+			name:    "signal the factory lacks",
+			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"traces"}} },
+			wantErr: "signals::testrcv: testrcv does not support traces",
+		},
+		{
+			name:    "signal without a pipeline",
+			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"logs"}} },
+			wantErr: "signals::testrcv: this leader_receiver_creator block is in no logs pipeline",
+		},
+		{
+			name:    "host without factories",
+			mutate:  func(*Config) {},
+			host:    componenttest.NewNopHost(),
+			wantErr: "does not provide component factories",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCluster(newJournal())
+			cfg := testConfigFor("testrcv")
+			tt.mutate(cfg)
+			a := newReplica(t, c, "a", cfg)
+			a.r.consumers.logs = nil // this block sits in a metrics pipeline only
+			host := tt.host
+			if host == nil {
+				host = a.host
+			}
+			err := a.r.Start(context.Background(), host)
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NoError(t, a.r.Shutdown(context.Background()))
+			_, getErr := c.tracker.Get(leasesGVR, "ns", "lease")
+			assert.Error(t, getErr, "a replica with a bad config must not campaign")
+		})
+	}
+}
+
+func TestDefaultSignalsAreSupportedAndConsumed(t *testing.T) {
+	a := newReplica(t, newCluster(newJournal()), "a", testConfigFor("testrcv"))
+	cfg := testConfigFor("testrcv", "zother")
+	cfg.Signals = map[string][]string{"zother": {"metrics"}}
+	a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), a.b)
+	g, err := resolveGroup(cfg, a.host, a.r.set, a.r.consumers)
+	require.NoError(t, err)
+	require.Len(t, g.members, 2)
+	assert.Equal(t, "testrcv", g.members[0].key)
+	assert.Equal(t, "[metrics logs]", signalNames(g.members[0]), "testrcv supports metrics and logs, both consumed; not traces")
+	assert.Equal(t, "[metrics]", signalNames(g.members[1]), "restricted by signals")
+}
+
+func signalNames(m member) string {
+	out := make([]string, len(m.signals))
+	for i, s := range m.signals {
+		out[i] = s.String()
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }

@@ -25,7 +25,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
@@ -224,8 +223,11 @@ type behaviour struct {
 	startErr atomic.Pointer[error]
 	block    chan struct{} // when set, Start blocks until it is closed, ignoring its context
 	blockCtx bool          // Start blocks until its context is cancelled
-	// shutdownDelay is how long Shutdown takes.
+	// shutdownDelay is how long Shutdown takes; shutdownErr what it returns.
 	shutdownDelay time.Duration
+	shutdownErr   error
+	// report, when set, is the status Start reports through its host.
+	report *componentstatus.Event
 	hang          chan struct{} // when set, Shutdown blocks until it is closed
 	instances     atomic.Int64  // created so far
 	entered       atomic.Int64  // Start calls so far
@@ -258,8 +260,11 @@ type testReceiver struct {
 	entered bool
 }
 
-func (r *testReceiver) Start(ctx context.Context, _ component.Host) error {
+func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
 	r.entered = true
+	if r.b.report != nil {
+		componentstatus.ReportStatus(host, r.b.report)
+	}
 	r.b.entered.Add(1)
 	r.b.journal.started(r.b.replica, r.id.String(), r.signal)
 	if r.b.block != nil {
@@ -290,7 +295,7 @@ func (r *testReceiver) Shutdown(context.Context) error {
 	if r.entered {
 		r.b.journal.stopped(r.b.replica, r.id.String(), r.signal)
 	}
-	return nil
+	return r.b.shutdownErr
 }
 
 // release lets every blocked Start and hung Shutdown return.
@@ -439,7 +444,8 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 	r, err := newRunner(cfg, set, name)
 	require.NoError(t, err)
 	client := c.client(&rp.fail, &rp.slow)
-	r.newClient = func(*Config) (kubernetes.Interface, error) { return client, nil }
+	testClients.Store(cfg, client)
+	t.Cleanup(func() { testClients.Delete(cfg) })
 	r.process = newProcessLeases() // every replica is a process of its own
 	r.exit = func(code int) {      // the process ends: whatever it ran ends with it
 		rp.exitCode.Store(int64(code))

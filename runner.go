@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
@@ -50,7 +49,6 @@ type runner struct {
 	identity   string
 	consumers  consumers
 	telemetry  *metadata.TelemetryBuilder
-	newClient  func(*Config) (kubernetes.Interface, error)
 	onShutdown func() // forgets this runner in the factory's map
 	process    *processLeases
 	exit       func(code int) // os.Exit; tests record it
@@ -91,7 +89,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, newClient: newKubeClient, onShutdown: func() {}, process: thisProcess, exit: os.Exit,
+		telemetry: tb, onShutdown: func() {}, process: thisProcess, exit: os.Exit,
 	}, nil
 }
 
@@ -120,7 +118,7 @@ func (r *runner) start(host component.Host) error {
 	if err := r.process.slot(lease).hungErr(); err != nil {
 		return err
 	}
-	client, err := r.newClient(r.cfg)
+	client, err := newKubeClient(r.cfg)
 	if err != nil {
 		return err
 	}

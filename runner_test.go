@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -257,6 +256,7 @@ func TestHungShutdownOnShutdownKeepsTheLease(t *testing.T) {
 
 		err := a.r.Shutdown(context.Background())
 		require.ErrorContains(t, err, logmsg.GroupNotStopped+": sub-receivers testrcv did not stop in time")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
 		// The members had until the deadline less the exit budget, (15s-10s)/4.
 		assert.Equal(t, deadline.Add(-1250*time.Millisecond), time.Now())
 		assert.Equal(t, "a", c.holder(t), "the Lease must not be released while a sub-receiver may still run")
@@ -363,86 +363,6 @@ func TestReleaseNeverClobbersANewerHolder(t *testing.T) {
 		require.NoError(t, a.r.Shutdown(context.Background()))
 		assert.Equal(t, "intruder", c.holder(t))
 	})
-}
-
-func TestStartRejectsBadSubReceiverConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(*Config)
-		host    component.Host
-		wantErr string
-	}{
-		{
-			name:    "unknown field",
-			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"valu": 3} },
-			wantErr: "receivers::testrcv: decoding failed",
-		},
-		{
-			name:    "factory validation",
-			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"value": -1} },
-			wantErr: "receivers::testrcv: value must not be negative",
-		},
-		{
-			name:    "unknown type",
-			mutate:  func(c *Config) { c.Receivers["k8s_clustr"] = nil },
-			wantErr: `receivers::k8s_clustr: this collector has no receiver of type "k8s_clustr"`,
-		},
-		{
-			name:    "signal the factory lacks",
-			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"traces"}} },
-			wantErr: "signals::testrcv: testrcv does not support traces",
-		},
-		{
-			name:    "signal without a pipeline",
-			mutate:  func(c *Config) { c.Signals = map[string][]string{"testrcv": {"logs"}} },
-			wantErr: "signals::testrcv: this leader_receiver_creator block is in no logs pipeline",
-		},
-		{
-			name:    "host without factories",
-			mutate:  func(*Config) {},
-			host:    componenttest.NewNopHost(),
-			wantErr: "does not provide component factories",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newCluster(newJournal())
-			cfg := testConfigFor("testrcv")
-			tt.mutate(cfg)
-			a := newReplica(t, c, "a", cfg)
-			a.r.consumers.logs = nil // this block sits in a metrics pipeline only
-			host := tt.host
-			if host == nil {
-				host = a.host
-			}
-			err := a.r.Start(context.Background(), host)
-			require.ErrorContains(t, err, tt.wantErr)
-			require.NoError(t, a.r.Shutdown(context.Background()))
-			_, getErr := c.tracker.Get(leasesGVR, "ns", "lease")
-			assert.Error(t, getErr, "a replica with a bad config must not campaign")
-		})
-	}
-}
-
-func TestDefaultSignalsAreSupportedAndConsumed(t *testing.T) {
-	a := newReplica(t, newCluster(newJournal()), "a", testConfigFor("testrcv"))
-	cfg := testConfigFor("testrcv", "zother")
-	cfg.Signals = map[string][]string{"zother": {"metrics"}}
-	a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), a.b)
-	g, err := resolveGroup(cfg, a.host, a.r.set, a.r.consumers)
-	require.NoError(t, err)
-	require.Len(t, g.members, 2)
-	assert.Equal(t, "testrcv", g.members[0].key)
-	assert.Equal(t, "[metrics logs]", signalNames(g.members[0]), "testrcv supports metrics and logs, both consumed; not traces")
-	assert.Equal(t, "[metrics]", signalNames(g.members[1]), "restricted by signals")
-}
-
-func signalNames(m member) string {
-	out := make([]string, len(m.signals))
-	for i, s := range m.signals {
-		out[i] = s.String()
-	}
-	return "[" + strings.Join(out, " ") + "]"
 }
 
 func mustTelemetry(t *testing.T, set receiver.Settings) *metadata.TelemetryBuilder {
@@ -1117,5 +1037,44 @@ func TestSuccessorReleaseWhileWaitingForSlot(t *testing.T) {
 		assert.Zero(t, a1.logCount(logmsg.GroupNotStopped), "a1's group stopped in time")
 		waitFor(t, time.Minute, b.leading, "b did not take over")
 		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+	})
+}
+
+// A sub-receiver's own status goes to every pipeline instance of the block.
+func TestMemberStatusReachesEveryPipelineInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.report = componentstatus.NewRecoverableErrorEvent(errors.New("watch failed"))
+		logsHost := &testHost{factories: a.host.factories}
+		a.start(t)
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		for _, h := range []*testHost{a.host, logsHost} {
+			require.NotNil(t, h.lastStatus())
+			assert.ErrorContains(t, h.lastStatus().Err(), "watch failed")
+		}
+	})
+}
+
+// A group whose members return errors from Shutdown has stopped all the
+// same: one error line, a RecoverableError until the replica campaigns again,
+// and the Lease handed over as usual.
+func TestStopWithErrorsLogsOneLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.shutdownErr = errors.New("flush failed")
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.GroupStopErrors) == 1 }, "no error line")
+		assert.Zero(t, a.logCount(logmsg.GroupStopped), "one line for a stop, not two")
+		line := a.logs.FilterMessage(logmsg.GroupStopErrors).All()[0]
+		assert.Contains(t, line.ContextMap()["error"], "receivers::testrcv: shutdown: flush failed")
+		assert.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+		a.fail.Store(false)
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus().Status() == componentstatus.StatusOK }, "not OK again")
+		assert.Nil(t, a.host.fatalErr())
 	})
 }
