@@ -254,3 +254,26 @@ func ReadAll(path, userPrefix string) ([]Request, error) {
 	err := l.Poll()
 	return l.Requests(), err
 }
+
+// Settle polls the file every 100ms until no request read is open, or
+// timeout has passed: once its clients are gone the API server logs the
+// end of each of their requests. It returns the requests read.
+func (l *Log) Settle(timeout time.Duration) ([]Request, error) {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := l.Poll(); err != nil {
+			return l.Requests(), err
+		}
+		reqs := l.Requests()
+		open := false
+		for _, r := range reqs {
+			open = open || r.Open()
+		}
+		if !open || time.Now().After(deadline) {
+			return reqs, nil
+		}
+		<-tick.C
+	}
+}

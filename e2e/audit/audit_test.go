@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -173,4 +174,27 @@ func join(lines [][]byte) []byte {
 		out = append(append(out, l...), '\n')
 	}
 	return out
+}
+
+// Settle waits for open requests to complete, and gives up after its
+// timeout.
+func TestSettle(t *testing.T) {
+	data, err := os.ReadFile("testdata/audit.log")
+	require.NoError(t, err)
+	lines := splitLines(data)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	require.NoError(t, os.WriteFile(path, join(lines[:5]), 0o644)) // the pods watch received, not complete
+	l := &Log{path: path, prefix: "system:serviceaccount:ns-1:", reqs: map[string]*Request{}}
+	reqs, err := l.Settle(300 * time.Millisecond)
+	require.NoError(t, err)
+	require.Len(t, reqs, 3)
+	assert.True(t, reqs[2].Open(), "timed out")
+
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write(join([][]byte{lines[7]})) // its ResponseComplete
+	require.NoError(t, errors.Join(err, f.Close()))
+	reqs, err = l.Settle(time.Minute)
+	require.NoError(t, err)
+	assert.False(t, reqs[2].Open())
 }
