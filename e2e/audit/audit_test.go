@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"compress/gzip"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -197,4 +199,47 @@ func TestSettle(t *testing.T) {
 	reqs, err = l.Settle(time.Minute)
 	require.NoError(t, err)
 	assert.False(t, reqs[2].Open())
+}
+
+// A real audit log (kube-apiserver v1.35.4, scenario
+// TestLeaderSIGTERMHandsOver): replica-1 leads, gets SIGTERM, stops its
+// group and releases the Lease; replica-3 takes over (copied while it
+// led). From outside: no overlap, replica-1's last request ends before
+// replica-3's first.
+func TestRealSIGTERMHandover(t *testing.T) {
+	gz, err := os.Open("testdata/sigterm-handover.log.gz")
+	require.NoError(t, err)
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	require.NoError(t, err)
+	data, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+
+	const prefix = "system:serviceaccount:leader-sigtermhands-over-1:"
+	reqs, err := ReadAll(path, prefix)
+	require.NoError(t, err)
+	watches := map[string]int{}
+	for _, r := range reqs {
+		if r.Verb == "watch" {
+			watches[r.User]++
+			assert.False(t, r.Started.IsZero(), "a watch has a ResponseStarted stage")
+		}
+		// The log was copied while replica-3 led: its watches are open,
+		// everything else is complete.
+		assert.Equal(t, r.User == prefix+"replica-3" && r.Verb == "watch", r.Open(), "%s %s %s", r.User, r.Verb, r.URI)
+	}
+	assert.Equal(t, map[string]int{prefix + "replica-1": 14, prefix + "replica-3": 14}, watches, "the informers of k8s_cluster and k8s_events")
+
+	var rs []Replica
+	for _, name := range []string{"replica-1", "replica-2", "replica-3"} {
+		rs = append(rs, Replica{Name: name, API: Activity(reqs, prefix+name, nil, time.Now())})
+	}
+	require.NotEmpty(t, rs[0].API)
+	assert.Empty(t, rs[1].API, "a standby makes Lease requests only")
+	require.NotEmpty(t, rs[2].API)
+	last1, first3 := rs[0].API[len(rs[0].API)-1].End, rs[2].API[0].Start
+	assert.True(t, last1.Before(first3), "replica-1 done at %s, replica-3 starts at %s", last1, first3)
+	assert.Empty(t, Overlaps(rs, 3*time.Second))
 }
