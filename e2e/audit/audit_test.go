@@ -108,7 +108,7 @@ func TestOverlapsOfExports(t *testing.T) {
 	os := Overlaps(rs, slack)
 	require.Len(t, os, 1)
 	assert.Equal(t, Overlap{A: "replica-1", B: "replica-2", AInterval: Interval{at(13), at(16)}, BInterval: Interval{at(12), at(30)}, Export: true, Span: Interval{at(13), at(16)}}, os[0])
-	assert.Contains(t, os[0].String(), "replica-1 export window [07:00:13.000000, 07:00:16.000000] and replica-2 API activity")
+	assert.Contains(t, os[0].String(), "replica-1 exported a batch produced in [07:00:13.000000, 07:00:16.000000], entirely within replica-2 API activity [07:00:12.000000, 07:00:30.000000]")
 	assert.Zero(t, APIOverlap(os), "no API overlap: only an export")
 	assert.Equal(t, Interval{at(13), at(16)}, ExportWindow(at(16), slack))
 }

@@ -39,12 +39,12 @@ type Overlap struct {
 }
 
 func (o Overlap) String() string {
-	what := "API activity"
 	if o.Export {
-		what = "export window"
+		return fmt.Sprintf("%s exported a batch produced in %s, entirely within %s API activity %s",
+			o.A, fmtInterval(o.AInterval), o.B, fmtInterval(o.BInterval))
 	}
-	return fmt.Sprintf("%s %s %s and %s API activity %s overlap for %s",
-		o.A, what, fmtInterval(o.AInterval), o.B, fmtInterval(o.BInterval), o.Span.Duration())
+	return fmt.Sprintf("%s API activity %s and %s API activity %s overlap for %s",
+		o.A, fmtInterval(o.AInterval), o.B, fmtInterval(o.BInterval), o.Span.Duration())
 }
 
 func fmtInterval(iv Interval) string {

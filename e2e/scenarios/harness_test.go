@@ -121,6 +121,9 @@ type options struct {
 	overlay    string // YAML merged over config and timings
 	replicaEnv func(i int) map[string]string
 	manual     bool // create the replicas but start none (Replica.Start)
+	// overlapExpected inverts the final overlap checks (logs and outside):
+	// for the scenario that proves they can fail.
+	overlapExpected bool
 }
 
 // scenario is one test's namespace, proxies and fleet.
@@ -134,6 +137,8 @@ type scenario struct {
 	f       *fleet.Fleet
 	proxies []*tcpproxy.Proxy // proxies[i]: replica-(i+1) to the API server
 	t0      time.Time
+
+	overlapExpected bool
 
 	logMu sync.Mutex
 	ended bool // no t.Log after the test
@@ -150,7 +155,7 @@ func start(t *testing.T, o options) *scenario {
 	t.Helper()
 	collector := testflags.CollectorPath(t)
 	cp := controlPlane(t)
-	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now()}
+	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now(), overlapExpected: o.overlapExpected}
 	ctx := t.Context()
 	if o.config == "" {
 		o.config = distConfig
@@ -228,7 +233,11 @@ func (s *scenario) stop() {
 		}
 		t.Logf("term: %s from %.3fs to %s", term.Replica, term.Start.Sub(s.t0).Seconds(), end)
 	}
-	assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
+	if s.overlapExpected {
+		assert.Error(t, fleet.CheckSingleLeader(events), "the logs show two groups at the same time")
+	} else {
+		assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
+	}
 	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
 	s.checkOutsideOverlap(fleet.Terms(events))
 	if t.Failed() {
