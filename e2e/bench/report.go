@@ -248,7 +248,13 @@ func (r *Report) overlapRows() [][]string {
 	for _, side := range []struct {
 		name string
 		o    *Overlap
-	}{{"ours", r.P3.Ours}, {"peer", r.P3.Peer}, {"ours, audit log", r.P3.AuditOurs}, {"peer, audit log", r.P3.AuditPeer}} {
+	}{{"ours", r.P3.Ours}, {"peer", r.P3.Peer}, {"ours/peer", nil}, {"ours, audit log", r.P3.AuditOurs}, {"peer, audit log", r.P3.AuditPeer}} {
+		if side.name == "ours/peer" { // the ratio of the two rows above
+			if r.P3.Ours != nil && r.P3.Peer != nil {
+				out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
+			}
+			continue
+		}
 		if side.o == nil {
 			continue
 		}
@@ -263,9 +269,6 @@ func (r *Report) overlapRows() [][]string {
 		}
 		out = append(out, []string{"", side.name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
 			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})
-	}
-	if r.P3.Ours != nil && r.P3.Peer != nil {
-		out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
 	}
 	return out
 }
