@@ -245,31 +245,28 @@ func (r *Report) rows() [][]string {
 
 func (r *Report) overlapRows() [][]string {
 	out := [][]string{{"P3 overlap (all trials and fleet starts)", "impl", "seconds", "episodes", "longest", "max replicas at once", "by receiver"}}
-	for _, side := range []struct {
-		name string
-		o    *Overlap
-	}{{"ours", r.P3.Ours}, {"peer", r.P3.Peer}, {"ours/peer", nil}, {"ours, audit log", r.P3.AuditOurs}, {"peer, audit log", r.P3.AuditPeer}} {
-		if side.name == "ours/peer" { // the ratio of the two rows above
-			if r.P3.Ours != nil && r.P3.Peer != nil {
-				out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
-			}
-			continue
+	row := func(name string, o *Overlap, audit bool) {
+		if o == nil {
+			return
 		}
-		if side.o == nil {
-			continue
-		}
-		o := side.o
 		var by []string
 		for k, v := range o.ByReceiver {
 			by = append(by, fmt.Sprintf("%s %.3fs", k, v))
 		}
 		sort.Strings(by)
-		if strings.HasSuffix(side.name, "audit log") {
+		if audit {
 			by = append(by, fmt.Sprintf("%d batches exported while another replica was active", o.ExportWindows))
 		}
-		out = append(out, []string{"", side.name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
+		out = append(out, []string{"", name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
 			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})
 	}
+	row("ours", r.P3.Ours, false)
+	row("peer", r.P3.Peer, false)
+	if r.P3.Ours != nil && r.P3.Peer != nil {
+		out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
+	}
+	row("ours, audit log", r.P3.AuditOurs, true)
+	row("peer, audit log", r.P3.AuditPeer, true)
 	return out
 }
 
