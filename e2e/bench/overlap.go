@@ -19,6 +19,9 @@ type Overlap struct {
 	MaxConcurrent int `json:"max_concurrent"`
 	// ByReceiver: Seconds per receiver (Ours: "group" only).
 	ByReceiver map[string]float64 `json:"by_receiver,omitempty"`
+	// ExportWindows (measured from outside only, OutsideOverlap): batches
+	// a replica exported while another one was certainly active.
+	ExportWindows int `json:"export_windows,omitempty"`
 }
 
 type span struct{ start, end time.Time }
@@ -103,6 +106,7 @@ func (o *Overlap) Add(b Overlap) {
 	o.Episodes += b.Episodes
 	o.LongestSeconds = max(o.LongestSeconds, b.LongestSeconds)
 	o.MaxConcurrent = max(o.MaxConcurrent, b.MaxConcurrent)
+	o.ExportWindows += b.ExportWindows
 	if o.ByReceiver == nil {
 		o.ByReceiver = map[string]float64{}
 	}

@@ -20,19 +20,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 )
 
 // Impl is one distribution under test.
 type Impl struct {
-	Name       string // "ours" or "peer", in the report
-	Kind       Kind
-	Collector  string // binary
-	Config     string // --config
-	Namespace  string // POD_NAMESPACE: where its Lease lives
-	LeaseName  string // the Lease it campaigns for (deleted before a fleet starts if still held)
-	Kubeconfig string // the replicas' ServiceAccount kubeconfig
-	Env        map[string]string
+	Name      string // "ours" or "peer", in the report
+	Kind      Kind
+	Collector string // binary
+	Config    string // --config
+	Namespace string // POD_NAMESPACE: where its Lease lives
+	LeaseName string // the Lease it campaigns for (deleted before a fleet starts if still held)
+	// Kubeconfigs[i] is the kubeconfig of replica-(i+1): a ServiceAccount
+	// of its own in Namespace, named like the replica (fleet.ReplicaName),
+	// so that its requests can be told apart in the audit log.
+	Kubeconfigs []string
+	Env         map[string]string
 }
 
 // Plan is one configuration: a fleet of Replicas replicas of one Impl,
@@ -48,6 +53,7 @@ type Plan struct {
 	Jitter       time.Duration // random pause in [0, Jitter) before each kill
 	TrialTimeout time.Duration // for each wait of a trial
 	Dir          string        // the fleet's directory
+	AuditLog     string        // kube-apiserver's audit log: P3 from outside ("" for none)
 	Logf         func(format string, args ...any)
 }
 
@@ -74,6 +80,10 @@ type ConfigResult struct {
 	P2Summary      Summary    `json:"p2_gap_seconds"`
 	Overlap        Overlap    `json:"overlap"`
 	Intervals      []Interval `json:"intervals"`
+	// AuditOverlap is Overlap measured from outside (OutsideOverlap), from
+	// AuditIntervals.
+	AuditOverlap   *Overlap   `json:"audit_overlap,omitempty"`
+	AuditIntervals []Interval `json:"audit_intervals,omitempty"`
 	Resources      *Resources `json:"resources,omitempty"`
 	Notes          []string   `json:"notes,omitempty"`
 	Error          string     `json:"error,omitempty"`
@@ -152,6 +162,14 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 	tr := NewTracker(impl.Kind)
 	began := time.Now()
 	var f *fleet.Fleet
+	var auditLog *audit.Log
+	if plan.AuditLog != "" {
+		var err error
+		if auditLog, err = audit.NewLog(plan.AuditLog, cluster.ServiceAccountUser(impl.Namespace, "")); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
 	defer func() {
 		if f != nil {
 			if err := f.Stop(20 * time.Second); err != nil {
@@ -160,6 +178,9 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		}
 		res.Intervals = tr.Intervals()
 		res.Overlap = ComputeOverlap(res.Intervals, time.Now())
+		if auditLog != nil && f != nil {
+			res.outside(f, auditLog, impl.Namespace)
+		}
 		res.Notes = append(res.Notes, tr.Notes()...)
 		res.P1Summary = Summarize(gaps(res.P1))
 		res.P2Summary = Summarize(gaps(res.P2))
@@ -183,9 +204,12 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		Replicas:   plan.Replicas,
 		Dir:        plan.Dir,
 		Namespace:  impl.Namespace,
-		Kubeconfig: impl.Kubeconfig,
 		Env:        impl.Env,
 		OnEvent:    tr.OnEvent,
+		ReplicaEnv: func(i int) map[string]string { return map[string]string{"KUBECONFIG": impl.Kubeconfigs[i-1]} },
+	}
+	if len(impl.Kubeconfigs) < plan.Replicas {
+		return fail(fmt.Errorf("%d replicas but %d kubeconfigs", plan.Replicas, len(impl.Kubeconfigs)))
 	}
 	if impl.Kind == Peer {
 		opts.OnLog = tr.OnLog
@@ -228,6 +252,24 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		}
 	}
 	return res
+}
+
+// outside measures AuditOverlap once the fleet has stopped.
+func (res *ConfigResult) outside(f *fleet.Fleet, l *audit.Log, ns string) {
+	reqs, err := l.Settle(10 * time.Second)
+	if err != nil {
+		res.Notes = append(res.Notes, "reading the audit log: "+err.Error())
+	}
+	users := map[string]string{}
+	exports := map[string][]time.Time{}
+	for _, r := range f.Replicas() {
+		users[r.Name] = cluster.ServiceAccountUser(ns, r.Name)
+		for _, b := range r.Batches() {
+			exports[r.Name] = append(exports[r.Name], b.At)
+		}
+	}
+	o, ivs := OutsideOverlap(reqs, users, exports, time.Now(), fleet.ExportSlack)
+	res.AuditOverlap, res.AuditIntervals = &o, ivs
 }
 
 func gaps(ts []Trial) []float64 {

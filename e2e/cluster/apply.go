@@ -26,11 +26,11 @@ import (
 // Namespace, ServiceAccount, Role, RoleBinding, ClusterRole,
 // ClusterRoleBinding, ConfigMap, Deployment, PodDisruptionBudget.
 func ApplyFiles(ctx context.Context, cs kubernetes.Interface, paths ...string) error {
-	return applyFiles(ctx, cs, func(runtime.Object) {}, paths...)
+	return applyFiles(ctx, cs, func(obj runtime.Object) []runtime.Object { return []runtime.Object{obj} }, paths...)
 }
 
-// applyFiles applies the objects of paths after passing each to edit.
-func applyFiles(ctx context.Context, cs kubernetes.Interface, edit func(runtime.Object), paths ...string) error {
+// applyFiles applies, for each object of paths, the objects edit makes of it.
+func applyFiles(ctx context.Context, cs kubernetes.Interface, edit func(runtime.Object) []runtime.Object, paths ...string) error {
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -41,9 +41,10 @@ func applyFiles(ctx context.Context, cs kubernetes.Interface, edit func(runtime.
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		for _, obj := range objs {
-			edit(obj)
-			if err := apply(ctx, cs, obj); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
+			for _, o := range edit(obj) {
+				if err := apply(ctx, cs, o); err != nil {
+					return fmt.Errorf("%s: %w", p, err)
+				}
 			}
 		}
 	}

@@ -19,8 +19,9 @@ import (
 )
 
 // TestCollectorRBAC checks both ways of granting the collectors'
-// permissions (deploy/ manifests and the built-in equivalent): the
-// ServiceAccount can create, get and update its Lease and read the cluster,
+// permissions (deploy/ manifests, as they are and moved to another
+// namespace with a ServiceAccount per replica, and the built-in
+// equivalent): each ServiceAccount can create, get and update its Lease and read the cluster,
 // and nothing more.
 func TestCollectorRBAC(t *testing.T) {
 	ctx := t.Context()
@@ -35,9 +36,16 @@ func TestCollectorRBAC(t *testing.T) {
 		t.Log("deploy/ manifests not found; checking the built-in RBAC only")
 	}
 	require.NoError(t, cluster.EnsureCollectorRBAC(ctx, cs, "builtin", "collector", cluster.LeaseName))
+	if applied { // deploy/'s RBAC in another namespace, one ServiceAccount per replica
+		require.NoError(t, cluster.ApplyDeployRBACIn(ctx, cs, "../../deploy", "moved", "replica-1", "replica-2"))
+		_, err := cs.CoreV1().ServiceAccounts("moved").Get(ctx, cluster.ServiceAccount, metav1.GetOptions{})
+		assert.True(t, apierrors.IsNotFound(err), "only the replicas' ServiceAccounts: %v", err)
+	}
 
-	for _, id := range []struct{ ns, sa string }{{cluster.Namespace, cluster.ServiceAccount}, {"builtin", "collector"}} {
-		if id.ns == cluster.Namespace && !applied {
+	for _, id := range []struct{ ns, sa string }{
+		{cluster.Namespace, cluster.ServiceAccount}, {"builtin", "collector"}, {"moved", "replica-1"}, {"moved", "replica-2"},
+	} {
+		if id.ns != "builtin" && !applied {
 			continue
 		}
 		t.Run(id.ns, func(t *testing.T) {
@@ -50,6 +58,9 @@ func TestCollectorRBAC(t *testing.T) {
 			var lease *coordinationv1.Lease
 			require.Eventually(t, func() bool { // RBAC reaches the authorizer through a watch
 				lease, err = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: cluster.LeaseName}}, metav1.CreateOptions{})
+				if apierrors.IsAlreadyExists(err) { // created by another ServiceAccount of the namespace
+					lease, err = leases.Get(ctx, cluster.LeaseName, metav1.GetOptions{})
+				}
 				return err == nil
 			}, 10*time.Second, 100*time.Millisecond)
 			lease.Spec.HolderIdentity = &id.sa

@@ -46,33 +46,67 @@ func ApplyDeployRBAC(ctx context.Context, cs kubernetes.Interface, deployDir str
 // Namespace ns, and the ServiceAccount, Role and RoleBinding in it; the
 // ClusterRole as it is, and its ClusterRoleBinding, named <name>-<ns>, for
 // the ServiceAccount of ns.
-func ApplyDeployRBACIn(ctx context.Context, cs kubernetes.Interface, deployDir, ns string) error {
+//
+// With serviceAccounts, deploy/'s ServiceAccount becomes one ServiceAccount
+// of each of these names, and every binding binds each of them instead: the
+// same permissions, but each replica its own identity, so that its requests
+// can be told apart (in the audit log).
+func ApplyDeployRBACIn(ctx context.Context, cs kubernetes.Interface, deployDir, ns string, serviceAccounts ...string) error {
 	paths := make([]string, len(DeployRBACFiles))
 	for i, f := range DeployRBACFiles {
 		paths[i] = filepath.Join(deployDir, f)
 	}
-	subjects := func(ss []rbacv1.Subject) {
-		for i := range ss {
-			if ss[i].Kind == rbacv1.ServiceAccountKind {
-				ss[i].Namespace = ns
+	subjects := func(ss []rbacv1.Subject) []rbacv1.Subject {
+		var out []rbacv1.Subject
+		for _, s := range ss {
+			if s.Kind != rbacv1.ServiceAccountKind {
+				out = append(out, s)
+				continue
+			}
+			s.Namespace = ns
+			if len(serviceAccounts) == 0 {
+				out = append(out, s)
+			}
+			for _, sa := range serviceAccounts {
+				s.Name = sa
+				out = append(out, s)
 			}
 		}
+		return out
 	}
-	return applyFiles(ctx, cs, func(obj runtime.Object) {
+	return applyFiles(ctx, cs, func(obj runtime.Object) []runtime.Object {
 		switch o := obj.(type) {
 		case *corev1.Namespace:
 			o.Name = ns
+		case *corev1.ServiceAccount:
+			o.Namespace = ns
+			if len(serviceAccounts) > 0 {
+				var out []runtime.Object
+				for _, sa := range serviceAccounts {
+					c := o.DeepCopy()
+					c.Name = sa
+					out = append(out, c)
+				}
+				return out
+			}
 		case *rbacv1.ClusterRole:
 		case *rbacv1.ClusterRoleBinding:
 			o.Name += "-" + ns
-			subjects(o.Subjects)
+			o.Subjects = subjects(o.Subjects)
 		case *rbacv1.RoleBinding:
 			o.Namespace = ns
-			subjects(o.Subjects)
+			o.Subjects = subjects(o.Subjects)
 		case metav1.Object:
 			o.SetNamespace(ns)
 		}
+		return []runtime.Object{obj}
 	}, paths...)
+}
+
+// ServiceAccountUser is the user name the API server gives ServiceAccount
+// ns/sa: in SubjectAccessReviews, and in its audit log.
+func ServiceAccountUser(ns, sa string) string {
+	return "system:serviceaccount:" + ns + ":" + sa
 }
 
 // Can asks the API server (SubjectAccessReview) whether ServiceAccount ns/sa
@@ -83,7 +117,7 @@ func Can(ctx context.Context, cs kubernetes.Interface, ns, sa, verb, group, reso
 	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			// What the API server makes of the ServiceAccount's token.
-			User:   "system:serviceaccount:" + ns + ":" + sa,
+			User:   ServiceAccountUser(ns, sa),
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace: resourceNS, Verb: verb, Group: group, Resource: res, Subresource: sub, Name: name,

@@ -68,6 +68,7 @@ func (c *ControlPlane) apiserverArgs() []string {
 		"--profiling=false",
 		"--v=1",
 	}
+	args = append(args, c.auditArgs()...)
 	if !c.opts.ControllerManager {
 		// Nothing creates the "default" ServiceAccount without the controller
 		// manager; the admission plugin would reject every Pod.
@@ -97,6 +98,12 @@ func (c *ControlPlane) StartAPIServer(ctx context.Context) error {
 	c.apiserver = p
 	c.restarts++
 	c.mu.Unlock()
+	go func() {
+		<-p.Done()
+		c.mu.Lock()
+		c.apiserverExits = append(c.apiserverExits, time.Now())
+		c.mu.Unlock()
+	}()
 	client := c.httpClient()
 	return c.waitReady(ctx, p, "kube-apiserver", func(ctx context.Context) bool {
 		return httpOK(ctx, client, c.Host+"/readyz", c.AdminToken)

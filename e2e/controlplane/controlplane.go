@@ -50,6 +50,10 @@ type ControlPlane struct {
 	EtcdURL    string // http://127.0.0.1:<port>
 	Dir        string // working directory (certs, data, logs)
 	LogDir     string // one <component>.log per process
+	// AuditLog is kube-apiserver's audit log (JSON lines, appended across
+	// restarts): every request of a ServiceAccount, at Metadata level, with
+	// all its stages; nothing else.
+	AuditLog string
 
 	opts       Options
 	pki        pki
@@ -60,7 +64,9 @@ type ControlPlane struct {
 	apiserver  *proc.Process
 	controller *proc.Process
 	restarts   int
-	stopped    bool
+	// apiserverExits: when each kube-apiserver process exited.
+	apiserverExits []time.Time
+	stopped        bool
 }
 
 // Start builds (if needed) and starts the control plane and waits until
@@ -103,6 +109,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	cp.CAFile, cp.CAData = cp.pki.CAFile, cp.pki.CAData
+	cp.AuditLog = filepath.Join(cp.LogDir, "audit.log")
+	if err = cp.writeAuditPolicy(); err != nil {
+		return nil, err
+	}
 
 	started := time.Now()
 	if err = cp.startEtcd(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
 	_ "github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
 )
@@ -137,6 +140,26 @@ func TestLeaseSurvivesAPIServerRestartAndStopLeavesNothing(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond)
 	_, err = saCS.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "expected Forbidden, got %v", err)
+
+	// The audit log has the ServiceAccount's requests, complete, and no
+	// admin request; the stop of kube-apiserver above was recorded.
+	user := cluster.ServiceAccountUser("e2e", "collector")
+	var reqs []audit.Request
+	require.Eventually(t, func() bool {
+		reqs, err = audit.ReadAll(cp.AuditLog, "")
+		require.NoError(t, err)
+		return slices.ContainsFunc(reqs, func(r audit.Request) bool { return r.Verb == "list" && !r.Open() })
+	}, 10*time.Second, 100*time.Millisecond, "the ServiceAccount's list of namespaces is in the audit log")
+	for _, r := range reqs {
+		assert.Equal(t, user, r.User, "only ServiceAccounts are audited")
+		assert.False(t, r.Open(), "%s %s complete", r.Verb, r.URI)
+		if r.Verb == "list" {
+			assert.Equal(t, "namespaces", r.Resource)
+			assert.Equal(t, 403, r.Code)
+		}
+	}
+	assert.True(t, slices.ContainsFunc(reqs, func(r audit.Request) bool { return r.Lease() && r.Verb == "get" && r.Code == 200 }))
+	assert.Len(t, cp.APIServerExits(), 1)
 
 	pids := cp.PIDs()
 	require.Len(t, pids, 2)

@@ -73,7 +73,7 @@ func TestFleetGracefulFailover(t *testing.T) {
 	}, 30*time.Second, 500*time.Millisecond)
 
 	assert.NoError(t, fleet.CheckSingleLeader(f.Events()))
-	assert.NoError(t, f.CheckDataOnlyFromLeaders(3*time.Second))
+	assert.NoError(t, f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
 	terms := fleet.Terms(f.Events())
 	require.Len(t, terms, 2)
 	t.Logf("takeover: group of %s started %s after %s's stopped", second.Name, terms[1].Start.Sub(terms[0].End), first.Name)

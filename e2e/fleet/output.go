@@ -29,6 +29,12 @@ func (c *Counts) add(b Batch) {
 	}
 }
 
+// ExportSlack is how long before the harness read a batch it may have been
+// produced: the file exporter's flush_interval (1s in
+// distribution/config.yaml and e2e/peer/config.yaml), the polling of the
+// output (PollInterval, 250ms) and an ample margin for a loaded machine.
+const ExportSlack = 3 * time.Second
+
 // Batch is one line of the file exporter's output.
 type Batch struct {
 	At          time.Time // when the harness read it (monotonic clock; up to ~1.5s after export)

@@ -42,8 +42,12 @@ type Replica struct {
 	batches  []Batch
 }
 
+// ReplicaName is the name of replica i (1..N): its Replica.Name and
+// POD_NAME.
+func ReplicaName(i int) string { return fmt.Sprintf("replica-%d", i) }
+
 func newReplica(f *Fleet, i int) (*Replica, error) {
-	name := fmt.Sprintf("replica-%d", i)
+	name := ReplicaName(i)
 	dir := filepath.Join(f.opts.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

@@ -1,10 +1,16 @@
 // Package scenarios proves leader_receiver_creator's promise on a real
 // control plane (kube-apiserver + etcd, one for the whole package): real
-// collector processes (bin/otelcol-leader), each authenticated as the
-// ServiceAccount that deploy/ grants, each reaching the API server through
-// its own TCP proxy that a scenario can cut. Every scenario ends with the
-// same check: no instant at which two replicas ran the group, from their
-// "leader group started/stopped" log lines on the harness's one clock.
+// collector processes (bin/otelcol-leader), each authenticated as a
+// ServiceAccount of its own with the permissions deploy/ grants, each
+// reaching the API server through its own TCP proxy that a scenario can cut.
+// Every scenario ends with the same check, made twice: no instant at which
+// two replicas ran the group,
+//
+//   - from their "leader group started/stopped" log lines on the harness's
+//     one clock (what the component says about itself), and
+//   - from outside: kube-apiserver's audit log of each replica's requests
+//     other than the Lease's (its group's lists and watches), plus the
+//     batches it exported (see package audit and checkOutsideOverlap).
 //
 // The scenarios run one after another (2 cores); each has its own namespace,
 // so its own Lease, and short timings (lease 4s, renew 3s, retry 0.5s).
@@ -30,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
@@ -114,6 +121,9 @@ type options struct {
 	overlay    string // YAML merged over config and timings
 	replicaEnv func(i int) map[string]string
 	manual     bool // create the replicas but start none (Replica.Start)
+	// overlapExpected inverts the final overlap checks (logs and outside):
+	// for the scenario that proves they can fail.
+	overlapExpected bool
 }
 
 // scenario is one test's namespace, proxies and fleet.
@@ -122,9 +132,13 @@ type scenario struct {
 	cp      *controlplane.ControlPlane
 	cs      kubernetes.Interface // admin
 	ns      string               // Lease namespace, with deploy/'s RBAC
+	sas     []string             // sas[i]: ServiceAccount of replica-(i+1), in ns
+	audit   *audit.Log           // the requests of the ServiceAccounts of ns
 	f       *fleet.Fleet
 	proxies []*tcpproxy.Proxy // proxies[i]: replica-(i+1) to the API server
 	t0      time.Time
+
+	overlapExpected bool
 
 	logMu sync.Mutex
 	ended bool // no t.Log after the test
@@ -132,15 +146,16 @@ type scenario struct {
 
 var namespaces atomic.Int64
 
-// start prepares namespace, RBAC and proxies and the fleet, and (unless
-// manual) starts every replica and waits until each campaigns. Its cleanup
-// stops the fleet and checks that no two groups ever ran at once and that
-// only leaders exported data.
+// start prepares namespace, RBAC (a ServiceAccount per replica) and proxies
+// and the fleet, and (unless manual) starts every replica and waits until
+// each campaigns. Its cleanup stops the fleet and checks that no two groups
+// ever ran at once (from the logs, and from the audit log and exports) and
+// that only leaders exported data.
 func start(t *testing.T, o options) *scenario {
 	t.Helper()
 	collector := testflags.CollectorPath(t)
 	cp := controlPlane(t)
-	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now()}
+	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now(), overlapExpected: o.overlapExpected}
 	ctx := t.Context()
 	if o.config == "" {
 		o.config = distConfig
@@ -153,7 +168,13 @@ func start(t *testing.T, o options) *scenario {
 	if o.overlay != "" {
 		configs = append(configs, "--config", writeConfig(t, o.overlay))
 	}
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cs, deployDir, s.ns))
+	for i := 1; i <= o.replicas; i++ {
+		s.sas = append(s.sas, fleet.ReplicaName(i))
+	}
+	var err error
+	s.audit, err = audit.NewLog(cp.AuditLog, cluster.ServiceAccountUser(s.ns, ""))
+	require.NoError(t, err)
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cs, deployDir, s.ns, s.sas...))
 	s.waitLeaseRBAC(true)
 	s.waitCan(true, "list", "", "pods", "", "") // the ClusterRole of the sub-receivers
 	kubeconfigs := make([]string, o.replicas)
@@ -162,7 +183,7 @@ func start(t *testing.T, o options) *scenario {
 		require.NoError(t, err)
 		t.Cleanup(func() { p.Close() })
 		s.proxies = append(s.proxies, p)
-		kubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, cluster.ServiceAccount, "https://"+p.Addr())
+		kubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, s.sas[i], "https://"+p.Addr())
 		require.NoError(t, err)
 	}
 
@@ -212,8 +233,13 @@ func (s *scenario) stop() {
 		}
 		t.Logf("term: %s from %.3fs to %s", term.Replica, term.Start.Sub(s.t0).Seconds(), end)
 	}
-	assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
-	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(3*time.Second))
+	if s.overlapExpected {
+		assert.Error(t, fleet.CheckSingleLeader(events), "the logs show two groups at the same time")
+	} else {
+		assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
+	}
+	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
+	s.checkOutsideOverlap(fleet.Terms(events))
 	if t.Failed() {
 		for _, r := range s.f.Replicas() {
 			t.Logf("end of %s:\n%s", r.LogPath, r.LogTail(4000))
@@ -319,17 +345,21 @@ func (s *scenario) lease() (*coordinationv1.Lease, error) {
 }
 
 // waitCan waits until the API server's authorizer has caught up with RBAC
-// changes: the ServiceAccount may (want) or may not do verb on the resource.
+// changes: every replica's ServiceAccount may (want) or may not do verb on
+// the resource.
 func (s *scenario) waitCan(want bool, verb, group, resource, name, resourceNS string) {
 	s.t.Helper()
-	require.EventuallyWithT(s.t, func(c *assert.CollectT) {
-		ok, err := cluster.Can(s.t.Context(), s.cs, s.ns, cluster.ServiceAccount, verb, group, resource, name, resourceNS)
-		require.NoError(c, err)
-		require.Equal(c, want, ok)
-	}, 20*time.Second, 100*time.Millisecond, "may %s %s/%s %q in %q: want %v", verb, group, resource, name, resourceNS, want)
+	for _, sa := range s.sas {
+		require.EventuallyWithT(s.t, func(c *assert.CollectT) {
+			ok, err := cluster.Can(s.t.Context(), s.cs, s.ns, sa, verb, group, resource, name, resourceNS)
+			require.NoError(c, err)
+			require.Equal(c, want, ok)
+		}, 20*time.Second, 100*time.Millisecond, "%s may %s %s/%s %q in %q: want %v", sa, verb, group, resource, name, resourceNS, want)
+	}
 }
 
-// waitLeaseRBAC waits until the ServiceAccount may (or may not) update the Lease.
+// waitLeaseRBAC waits until every replica's ServiceAccount may (or may
+// not) update the Lease.
 func (s *scenario) waitLeaseRBAC(want bool) {
 	s.t.Helper()
 	s.waitCan(want, "update", "coordination.k8s.io", "leases", cluster.LeaseName, s.ns)

@@ -32,6 +32,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/bench"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 )
 
 type options struct {
@@ -240,13 +241,22 @@ func run(ctx context.Context, o options) (err error) {
 	ectx, cancelEvents := context.WithCancel(ctx)
 	defer cancelEvents()
 	go cluster.EmitEvents(ectx, cs, "demo", o.eventEvery, nil, nil)
+	// Each replica its own ServiceAccount (the same permissions), for both
+	// distributions: the audit log tells the replicas' requests apart (P3
+	// from outside).
+	maxReplicas := slices.Max(append([]int{o.replicas}, p6...))
 	for _, name := range order {
 		im := impls[name]
-		if err := cluster.EnsureCollectorRBAC(ctx, cs, im.Namespace, im.Namespace, im.LeaseName); err != nil {
-			return fmt.Errorf("RBAC for %s: %w", name, err)
-		}
-		if im.Kubeconfig, err = cp.ServiceAccountKubeconfig(ctx, im.Namespace, im.Namespace, ""); err != nil {
-			return err
+		for i := 1; i <= maxReplicas; i++ {
+			sa := fleet.ReplicaName(i)
+			if err := cluster.EnsureCollectorRBAC(ctx, cs, im.Namespace, sa, im.LeaseName); err != nil {
+				return fmt.Errorf("RBAC for %s: %w", name, err)
+			}
+			kc, err := cp.ServiceAccountKubeconfig(ctx, im.Namespace, sa, "")
+			if err != nil {
+				return err
+			}
+			im.Kubeconfigs = append(im.Kubeconfigs, kc)
 		}
 		impls[name] = im
 	}
@@ -288,10 +298,14 @@ func run(ctx context.Context, o options) (err error) {
 				Replicas: c.n, P1Trials: c.p1, P2Trials: c.p2,
 				P5: c.p5, P5Warmup: o.p5Warmup, P5Samples: o.p5Samples, P5Every: 2 * time.Second,
 				Jitter: o.jitter, TrialTimeout: o.trialTimeout,
-				Dir:  bench.FleetDir(workDir, name, c.n),
-				Logf: say,
+				Dir:      bench.FleetDir(workDir, name, c.n),
+				AuditLog: cp.AuditLog,
+				Logf:     say,
 			})
 			say("[%s N=%d] done in %.0fs: overlap %.3fs in %d episodes; load average %s", name, c.n, res.WallSeconds, res.Overlap.Seconds, res.Overlap.Episodes, res.LoadEnd)
+			if a := res.AuditOverlap; a != nil {
+				say("[%s N=%d] from outside (audit log): overlap %.3fs in %d episodes, %d batches exported while another replica was active", name, c.n, a.Seconds, a.Episodes, a.ExportWindows)
+			}
 			report.Configs = append(report.Configs, res)
 			if err := write(); err != nil { // partial results survive an interrupt
 				return err
@@ -314,6 +328,9 @@ func run(ctx context.Context, o options) (err error) {
 	problems = append(problems, report.Errors...)
 	if report.P3.Ours != nil && report.P3.Ours.Seconds > 0 {
 		problems = append(problems, fmt.Sprintf("ours: two groups ran at once for %.3fs (must be 0)", report.P3.Ours.Seconds))
+	}
+	if a := report.P3.AuditOurs; a != nil && (a.Seconds > 0 || a.ExportWindows > 0) {
+		problems = append(problems, fmt.Sprintf("ours, from the audit log: two groups active at once for %.3fs, %d batches exported while another replica was active (must be 0)", a.Seconds, a.ExportWindows))
 	}
 	if ctx.Err() != nil {
 		problems = append(problems, "interrupted")

@@ -197,7 +197,7 @@ func (v *view) summary() error {
 	if err := fleet.CheckSingleLeader(events); err != nil {
 		errs = append(errs, err)
 	}
-	if err := f.CheckDataOnlyFromLeaders(3 * time.Second); err != nil {
+	if err := f.CheckDataOnlyFromLeaders(fleet.ExportSlack); err != nil {
 		errs = append(errs, err)
 	}
 	if !v.killedAt.IsZero() {

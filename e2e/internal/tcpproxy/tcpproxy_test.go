@@ -100,3 +100,38 @@ func TestForwardCutRestore(t *testing.T) {
 	assert.Error(t, p.Cut(Refuse))
 	assert.Error(t, p.Restore())
 }
+
+// Cut closes the upstream side of every open connection too, in both
+// modes: the server sees its clients go (kube-apiserver ends their watches)
+// instead of keeping them open for a client that cannot talk any more.
+func TestCutClosesUpstream(t *testing.T) {
+	for _, mode := range []Mode{Refuse, Blackhole} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		ended := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				ended <- err
+				return
+			}
+			defer c.Close()
+			_, _ = io.Copy(c, c) // echo until the proxy closes its side
+			ended <- nil
+		}()
+		p, err := Start(ln.Addr().String())
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Close() })
+		client := dial(t, p.Addr())
+		require.NoError(t, roundTrip(client, "watching"))
+
+		require.NoError(t, p.Cut(mode))
+		select {
+		case err := <-ended:
+			require.NoError(t, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("mode %d: the upstream connection is still open after Cut", mode)
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package scenarios
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+)
+
+// checkOutsideOverlap is the overlap check from outside the collectors,
+// once they have all stopped: each replica's group activity is what
+// kube-apiserver's audit log shows of its ServiceAccount's requests other
+// than the Lease's (from received to complete; a watch for as long as it
+// stayed open), and the batches it exported; no two replicas may have been
+// active at the same time (audit.Overlaps: API against API, and any
+// export window of one replica entirely inside another's API activity). It
+// logs every replica's activity relative to the scenario's start, and the
+// overlap. It also checks that every term the logs show left a trace in
+// the audit log, so that an empty audit log cannot pass for no overlap.
+func (s *scenario) checkOutsideOverlap(terms []fleet.Term) {
+	t := s.t
+	// Every replica has exited, so its connections are closed: wait (a
+	// little) until the API server has logged the end of each request.
+	reqs, err := s.audit.Settle(10 * time.Second)
+	assert.NoError(t, err, "reading the audit log")
+	if open := countOpen(reqs); open > 0 {
+		t.Logf("outside: %d requests still open after every replica exited: they count as active until now", open)
+	}
+
+	end := time.Now()
+	exits := s.cp.APIServerExits()
+	var rs []audit.Replica
+	for i, r := range s.f.Replicas() {
+		user := cluster.ServiceAccountUser(s.ns, s.sas[i])
+		ar := audit.Replica{Name: r.Name, API: audit.Activity(reqs, user, exits, end)}
+		for _, b := range r.Batches() {
+			ar.Exports = append(ar.Exports, b.At)
+		}
+		rs = append(rs, ar)
+		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; group activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
+			r.Name, user, countUser(reqs, user, false), countUser(reqs, user, true), len(ar.Exports),
+			len(ar.API), displayGap, s.relIntervals(coalesce(ar.API, displayGap)), s.relTimes(ar.Exports))
+		for _, term := range terms {
+			if term.Replica != r.Name {
+				continue
+			}
+			termEnd := term.End
+			if termEnd.IsZero() {
+				termEnd = end
+			}
+			seen := false
+			for _, iv := range ar.API {
+				if !iv.End.Before(term.Start.Add(-10*time.Second)) && !iv.Start.After(termEnd) {
+					seen = true
+				}
+			}
+			assert.True(t, seen, "the audit log shows %s's group at work during its term from %.3fs", r.Name, term.Start.Sub(s.t0).Seconds())
+		}
+	}
+	overlaps := audit.Overlaps(rs, fleet.ExportSlack)
+	exportOverlaps := 0
+	for _, o := range overlaps {
+		if o.Export {
+			exportOverlaps++
+		}
+	}
+	closest := "none (fewer than two replicas active)"
+	if gap, a, b, ok := closestApproach(rs); ok {
+		closest = fmt.Sprintf("%d ms (%s's activity, then %s's)", gap.Milliseconds(), a, b)
+	}
+	t.Logf("outside: overlap of group activity %d ms (API), %d export windows inside another replica's API activity; closest approach of two replicas' API activity %s",
+		audit.APIOverlap(overlaps).Milliseconds(), exportOverlaps, closest)
+	if s.overlapExpected {
+		assert.Positive(t, audit.APIOverlap(overlaps), "the audit log shows two groups active at once")
+		for _, o := range overlaps {
+			t.Logf("outside: overlap, as expected: %s", o)
+		}
+		return
+	}
+	if len(overlaps) > 0 {
+		var msgs []string
+		for _, o := range overlaps {
+			msgs = append(msgs, fmt.Sprintf("%s (relative: %s and %s)", o, s.relIntervals([]audit.Interval{o.AInterval}), s.relIntervals([]audit.Interval{o.BInterval})))
+		}
+		assert.Fail(t, "overlap from outside: two replicas' groups active at once (audit log, exports)", strings.Join(msgs, "\n"))
+	}
+}
+
+// displayGap: activity intervals closer than this are shown as one (the
+// burst of lists when a group starts is dozens of short requests).
+const displayGap = 100 * time.Millisecond
+
+// coalesce merges intervals (sorted, disjoint) less than gap apart.
+func coalesce(ivs []audit.Interval, gap time.Duration) []audit.Interval {
+	var out []audit.Interval
+	for _, iv := range ivs {
+		if k := len(out) - 1; k >= 0 && iv.Start.Sub(out[k].End) < gap {
+			out[k].End = iv.End
+			continue
+		}
+		out = append(out, iv)
+	}
+	return out
+}
+
+// closestApproach is the shortest time from the end of an API interval of
+// one replica to the start of one of another (meaningful when they do not
+// overlap): how close the handovers came, seen from outside.
+func closestApproach(rs []audit.Replica) (gap time.Duration, a, b string, ok bool) {
+	for _, x := range rs {
+		for _, y := range rs {
+			if x.Name == y.Name {
+				continue
+			}
+			for _, i := range x.API {
+				for _, j := range y.API {
+					if d := j.Start.Sub(i.End); d >= 0 && (!ok || d < gap) {
+						gap, a, b, ok = d, x.Name, y.Name, true
+					}
+				}
+			}
+		}
+	}
+	return gap, a, b, ok
+}
+
+func countOpen(reqs []audit.Request) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Open() {
+			n++
+		}
+	}
+	return n
+}
+
+// countUser counts user's requests on the Lease (lease) or on anything else.
+func countUser(reqs []audit.Request, user string, lease bool) int {
+	n := 0
+	for _, r := range reqs {
+		if r.User == user && r.Lease() == lease {
+			n++
+		}
+	}
+	return n
+}
+
+// relIntervals formats intervals in seconds since the scenario's start.
+func (s *scenario) relIntervals(ivs []audit.Interval) string {
+	if len(ivs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ivs))
+	for i, iv := range ivs {
+		parts[i] = fmt.Sprintf("[%.3fs, %.3fs]", iv.Start.Sub(s.t0).Seconds(), iv.End.Sub(s.t0).Seconds())
+	}
+	return strings.Join(parts, " ")
+}
+
+// relTimes formats the first and last of times in seconds since the
+// scenario's start.
+func (s *scenario) relTimes(ts []time.Time) string {
+	if len(ts) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("read from %.3fs to %.3fs", ts[0].Sub(s.t0).Seconds(), ts[len(ts)-1].Sub(s.t0).Seconds())
+}
