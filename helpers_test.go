@@ -227,10 +227,10 @@ type behaviour struct {
 	shutdownDelay time.Duration
 	shutdownErr   error
 	// report, when set, is the status Start reports through its host.
-	report *componentstatus.Event
-	hang          chan struct{} // when set, Shutdown blocks until it is closed
-	instances     atomic.Int64  // created so far
-	entered       atomic.Int64  // Start calls so far
+	report    *componentstatus.Event
+	hang      chan struct{} // when set, Shutdown blocks until it is closed
+	instances atomic.Int64  // created so far
+	entered   atomic.Int64  // Start calls so far
 }
 
 // testFactory is a receiver factory for metrics and logs whose receivers
@@ -410,9 +410,10 @@ type replica struct {
 	exitCode, exitTime atomic.Int64
 }
 
-// addType gives the replica a second test sub-receiver type with its own
-// behaviour.
-func (rp *replica) addType(name string) *behaviour {
+// addType gives the replica a second test sub-receiver type, zother (after
+// testrcv in the group's order), with its own behaviour.
+func (rp *replica) addType() *behaviour {
+	const name = "zother"
 	b := &behaviour{replica: rp.name, journal: rp.b.journal}
 	typ := component.MustNewType(name)
 	rp.host.factories[typ] = testFactory(typ, b)
@@ -538,7 +539,8 @@ func (m *collectorModel) drainInCleanup(t *testing.T) {
 		go func() {
 			for {
 				select {
-				case <-m.asyncErr:
+				case err := <-m.asyncErr:
+					_ = err // nobody reads it once the collector shuts down
 				case <-m.stop:
 					return
 				}
