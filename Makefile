@@ -11,8 +11,8 @@ export GOBIN := $(BIN)
 run: distribution
 	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml $(RUN_ARGS)
 
-## test: generated code is fresh, vet, unit tests with -race, then the end-to-end proof
-test: generate-check vet unit e2e
+## test: generated code is fresh, vet, lint of both modules, unit tests with -race, then the end-to-end proof
+test: generate-check vet lint unit e2e
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -33,8 +33,13 @@ generate-check: generate
 	  (git status --short -- internal/metadata documentation.md 'generated_*.go'; \
 	   echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1)
 
+# golangci-lint is pinned in hack/tools/go.mod (a tool line), outside the
+# component's module graph that distributions inherit.
+LINT := $(GO) tool -modfile=$(CURDIR)/hack/tools/go.mod golangci-lint
+
 lint:
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+	$(LINT) run ./...
+	cd e2e && $(LINT) run ./...
 
 ## distribution: build bin/otelcol-leader with ocb
 distribution:

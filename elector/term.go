@@ -125,7 +125,7 @@ func (t *Term) renew() {
 			t.lose(ErrRenewDeadline)
 			return
 		}
-		a, err, finished := t.attempt(remaining)
+		a, finished, err := t.attempt(remaining)
 		switch {
 		case !finished:
 			return // lost (or ended) while the attempt was in flight
@@ -146,7 +146,7 @@ func (t *Term) renew() {
 // passes first, it declares the term lost, cancels the attempt, waits until
 // it has returned (so nothing is written after Abandon) and reports
 // finished=false; likewise when the caller ends the term meanwhile.
-func (t *Term) attempt(remaining time.Duration) (a attempt, err error, finished bool) {
+func (t *Term) attempt(remaining time.Duration) (a attempt, finished bool, err error) {
 	ctx, cancel := context.WithTimeout(t.ctx, remaining)
 	defer cancel()
 	type result struct {
@@ -162,14 +162,14 @@ func (t *Term) attempt(remaining time.Duration) (a attempt, err error, finished 
 	defer timeout.Stop()
 	select {
 	case r := <-res:
-		return r.a, r.err, true
+		return r.a, true, r.err
 	case <-timeout.C():
 		t.lose(ErrRenewDeadline)
 	case <-t.ctx.Done():
 	}
 	cancel()
 	<-res
-	return attempt{}, nil, false
+	return attempt{}, false, nil
 }
 
 func (t *Term) lose(err error) {

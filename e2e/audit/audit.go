@@ -120,7 +120,7 @@ func (l *Log) Poll() error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if _, err := f.Seek(l.off, io.SeekStart); err != nil {
 		return err
 	}

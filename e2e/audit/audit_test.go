@@ -129,7 +129,7 @@ func TestLogFollows(t *testing.T) {
 
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { assert.NoError(t, f.Close()) }()
 	third := lines[2]
 	_, err = f.Write(third[:100])
 	require.NoError(t, err)
@@ -209,7 +209,7 @@ func TestSettle(t *testing.T) {
 func TestRealSIGTERMHandover(t *testing.T) {
 	gz, err := os.Open("testdata/sigterm-handover.log.gz")
 	require.NoError(t, err)
-	defer gz.Close()
+	defer func() { _ = gz.Close() }()
 	zr, err := gzip.NewReader(gz)
 	require.NoError(t, err)
 	data, err := io.ReadAll(zr)

@@ -55,7 +55,7 @@ func TestOutsideOverlap(t *testing.T) {
 	assert.Equal(t, 2, r.P3.AuditPeer.ExportWindows)
 	assert.Zero(t, r.P3.AuditOurs.Seconds)
 	var out bytes.Buffer
-	r.PrintTable(&out)
+	require.NoError(t, r.PrintTable(&out))
 	assert.Contains(t, out.String(), "peer, audit log")
 	assert.Contains(t, out.String(), "2 batches exported while another replica was active")
 }

@@ -270,19 +270,12 @@ func (r *Report) overlapRows() [][]string {
 	return out
 }
 
-// PrintTable writes the plain table.
-func (r *Report) PrintTable(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, row := range r.rows() {
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, row := range r.overlapRows() {
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	tw.Flush()
+// PrintTable writes the plain table. It returns the first write error.
+func (r *Report) PrintTable(w io.Writer) error {
+	ew := &errWriter{w: w}
+	ew.table(r.rows())
+	ew.println()
+	ew.table(r.overlapRows())
 	impls := make([]string, 0, len(r.Resources))
 	for impl := range r.Resources {
 		impls = append(impls, impl)
@@ -291,31 +284,68 @@ func (r *Report) PrintTable(w io.Writer) {
 	for _, impl := range impls {
 		res := r.Resources[impl]
 		if res.GoroutineSource == "" {
-			fmt.Fprintf(w, "\nP5 %s: the collector's telemetry exposes no goroutine metric (and there is no pprof); OS threads from /proc/<pid>/status are reported instead.\n", impl)
+			ew.printf("\nP5 %s: the collector's telemetry exposes no goroutine metric (and there is no pprof); OS threads from /proc/<pid>/status are reported instead.\n", impl)
 		} else {
-			fmt.Fprintf(w, "\nP5 %s: goroutines from the telemetry metric %s.\n", impl, res.GoroutineSource)
+			ew.printf("\nP5 %s: goroutines from the telemetry metric %s.\n", impl, res.GoroutineSource)
 		}
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintln(w, "ERROR:", e)
+		ew.println("ERROR:", e)
 	}
+	return ew.err
 }
 
-// Markdown writes the tables in Markdown (for docs/performance.md).
-func (r *Report) Markdown(w io.Writer) {
+// Markdown writes the tables in Markdown (for docs/performance.md). It
+// returns the first write error.
+func (r *Report) Markdown(w io.Writer) error {
+	ew := &errWriter{w: w}
 	write := func(rows [][]string) {
 		for i, row := range rows {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			ew.printf("| %s |\n", strings.Join(row, " | "))
 			if i == 0 {
 				sep := make([]string, len(row))
 				for j := range sep {
 					sep[j] = "---"
 				}
-				fmt.Fprintf(w, "| %s |\n", strings.Join(sep, " | "))
+				ew.printf("| %s |\n", strings.Join(sep, " | "))
 			}
 		}
 	}
 	write(r.rows())
-	fmt.Fprintln(w)
+	ew.println()
 	write(r.overlapRows())
+	return ew.err
+}
+
+// errWriter writes to w until a write fails; err is the first failure and
+// every later write is skipped.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+func (e *errWriter) println(args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintln(e.w, args...)
+	}
+}
+
+// table writes rows of tab-separated cells as aligned columns.
+func (e *errWriter) table(rows [][]string) {
+	if e.err != nil {
+		return
+	}
+	tw := tabwriter.NewWriter(e.w, 0, 0, 2, ' ', 0)
+	for _, row := range rows {
+		if _, e.err = fmt.Fprintln(tw, strings.Join(row, "\t")); e.err != nil {
+			return
+		}
+	}
+	e.err = tw.Flush()
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -21,7 +22,7 @@ func Snapshot(impl, path, dir string) (Binary, error) {
 	if err != nil {
 		return b, err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only
 	fi, err := in.Stat()
 	if err != nil {
 		return b, err
@@ -33,8 +34,7 @@ func Snapshot(impl, path, dir string) (Binary, error) {
 	}
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
-		out.Close()
-		return b, err
+		return b, errors.Join(err, out.Close())
 	}
 	if err := out.Close(); err != nil {
 		return b, err

@@ -99,7 +99,7 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 		// All lines of the process were delivered before this event:
 		// whatever still runs stopped now.
 		for rc := range st.open {
-			t.closeLocked(ev.Replica, st, rc, ev.At)
+			t.closeLocked(st, rc, ev.At)
 		}
 		st.groupUp = false
 		st.run++
@@ -113,7 +113,7 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 		}
 	case fleet.GroupStopped, fleet.GroupStopErrors:
 		if t.kind == Ours {
-			t.closeLocked(ev.Replica, st, GroupReceiver, ev.At)
+			t.closeLocked(st, GroupReceiver, ev.At)
 		}
 	}
 	t.notifyLocked()
@@ -138,9 +138,9 @@ func (t *Tracker) OnLog(replica string, l fleet.LogLine) {
 	case l.Msg == peerClusterStart && is("k8s_cluster"):
 		t.openLocked(replica, st, "k8s_cluster", at)
 	case l.Msg == peerEventsStop && is("k8s_events"):
-		t.closeLocked(replica, st, "k8s_events", at) // a standby's shutdown line closes nothing
+		t.closeLocked(st, "k8s_events", at) // a standby's shutdown line closes nothing
 	case l.Msg == peerClusterStop && is("k8s_cluster"):
-		t.closeLocked(replica, st, "k8s_cluster", at)
+		t.closeLocked(st, "k8s_cluster", at)
 	default:
 		return
 	}
@@ -177,7 +177,7 @@ func (t *Tracker) openLocked(replica string, st *replicaState, receiver string, 
 	t.ups = append(t.ups, GroupUp{Replica: replica, Run: st.run, At: at})
 }
 
-func (t *Tracker) closeLocked(replica string, st *replicaState, receiver string, at time.Time) {
+func (t *Tracker) closeLocked(st *replicaState, receiver string, at time.Time) {
 	i, ok := st.open[receiver]
 	if !ok {
 		return // stop without a start in this process: a standby shutting down

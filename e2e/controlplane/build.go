@@ -88,7 +88,7 @@ func Build(ctx context.Context, w io.Writer) (Binaries, error) {
 	}
 	bins := binariesIn(dir)
 	if bins.complete() {
-		fmt.Fprintf(w, "control plane: using cached Kubernetes %s binaries in %s\n", KubernetesVersion, bins.Dir)
+		progressf(w, "control plane: using cached Kubernetes %s binaries in %s\n", KubernetesVersion, bins.Dir)
 		return bins, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -100,16 +100,23 @@ func Build(ctx context.Context, w io.Writer) (Binaries, error) {
 	}
 	defer unlock()
 	if bins.complete() { // another process built them while we waited
-		fmt.Fprintf(w, "control plane: using Kubernetes %s binaries built by another process\n", KubernetesVersion)
+		progressf(w, "control plane: using Kubernetes %s binaries built by another process\n", KubernetesVersion)
 		return bins, nil
 	}
 	start := time.Now()
-	fmt.Fprintf(w, "control plane: building kube-apiserver, etcd and kube-controller-manager %s from the Go module proxy into %s (first time only; several minutes)\n", KubernetesVersion, dir)
+	progressf(w, "control plane: building kube-apiserver, etcd and kube-controller-manager %s from the Go module proxy into %s (first time only; several minutes)\n", KubernetesVersion, dir)
 	if err := build(ctx, dir, bins, w); err != nil {
 		return Binaries{}, err
 	}
-	fmt.Fprintf(w, "control plane: built in %s\n", time.Since(start).Round(time.Second))
+	progressf(w, "control plane: built in %s\n", time.Since(start).Round(time.Second))
 	return bins, nil
+}
+
+// progressf writes a progress line to w. Progress is informational: a failed
+// write must not fail the build or the start, so its error is deliberately
+// dropped.
+func progressf(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
 }
 
 // lockFile takes an exclusive flock on path, polling so ctx can cancel.
@@ -122,19 +129,19 @@ func lockFile(ctx context.Context, path string, w io.Writer) (func(), error) {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		if !told {
-			fmt.Fprintf(w, "control plane: another process is building; waiting for %s\n", path)
+			progressf(w, "control plane: another process is building; waiting for %s\n", path)
 			told = true
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
@@ -156,8 +163,11 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 		return fmt.Errorf("download k8s.io/kubernetes@%s: %w\n%s", KubernetesVersion, err, out)
 	}
 	var dl struct{ GoMod, Error string }
-	if err := json.Unmarshal(out, &dl); err != nil || dl.GoMod == "" {
-		return fmt.Errorf("download k8s.io/kubernetes@%s: %v %s", KubernetesVersion, err, dl.Error)
+	if err := json.Unmarshal(out, &dl); err != nil {
+		return fmt.Errorf("download k8s.io/kubernetes@%s: %w %s", KubernetesVersion, err, dl.Error)
+	}
+	if dl.GoMod == "" {
+		return fmt.Errorf("download k8s.io/kubernetes@%s: %s", KubernetesVersion, dl.Error)
 	}
 	kmod, err := os.ReadFile(dl.GoMod)
 	if err != nil {
@@ -167,7 +177,7 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 	if len(staging) == 0 {
 		return fmt.Errorf("no ./staging replace directives found in %s", dl.GoMod)
 	}
-	fmt.Fprintf(w, "control plane: pinning %d staging modules to %s\n", len(staging), stagingVersion)
+	progressf(w, "control plane: pinning %d staging modules to %s\n", len(staging), stagingVersion)
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(buildGoMod(staging)), 0o644); err != nil {
 		return err
 	}
@@ -182,7 +192,7 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // scratch: a leftover only costs disk space
 	args := []string{"build", "-v", "-trimpath", "-ldflags", ldflags(), "-o", tmp + string(filepath.Separator)}
 	args = append(args, mainPackages...)
 	if _, err := goCmd(ctx, src, w, args...); err != nil {
@@ -318,7 +328,7 @@ func goCmd(ctx context.Context, dir string, progress io.Writer, args ...string) 
 				tail = tail[1:]
 			}
 			if strings.HasPrefix(line, "go: ") || strings.Contains(line, " ") {
-				fmt.Fprintf(progress, "control plane: %s\n", line) // downloads, errors
+				progressf(progress, "control plane: %s\n", line) // downloads, errors
 			} else {
 				packages++
 			}
@@ -326,7 +336,7 @@ func goCmd(ctx context.Context, dir string, progress io.Writer, args ...string) 
 		}
 	}()
 	waitDone := make(chan error, 1)
-	go func() { err := cmd.Wait(); pw.Close(); waitDone <- err }()
+	go func() { err := cmd.Wait(); _ = pw.Close(); waitDone <- err }()
 	start := time.Now()
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
@@ -344,7 +354,7 @@ func goCmd(ctx context.Context, dir string, progress io.Writer, args ...string) 
 			mu.Lock()
 			n := packages
 			mu.Unlock()
-			fmt.Fprintf(progress, "control plane: go %s: still running (%s, %d packages compiled)\n",
+			progressf(progress, "control plane: go %s: still running (%s, %d packages compiled)\n",
 				args[0], time.Since(start).Round(time.Second), n)
 		}
 	}

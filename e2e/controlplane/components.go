@@ -197,7 +197,11 @@ func (c *ControlPlane) waitReady(ctx context.Context, p *proc.Process, name stri
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("%s exited before it was ready (%v); end of %s:\n%s", name, p.Err(), p.LogPath, proc.Tail(p.LogPath, 3000))
+			exit := p.Err()
+			if exit == nil {
+				exit = errors.New("exit status 0")
+			}
+			return fmt.Errorf("%s exited before it was ready (%w); end of %s:\n%s", name, exit, p.LogPath, proc.Tail(p.LogPath, 3000))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready: %w; end of %s:\n%s", name, ctx.Err(), p.LogPath, proc.Tail(p.LogPath, 3000))
 		case <-tick.C:
@@ -226,6 +230,6 @@ func httpOK(ctx context.Context, client *http.Client, url, token string) bool {
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }

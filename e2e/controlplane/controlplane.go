@@ -134,7 +134,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(opts.Progress, "control plane: ready at %s in %s (logs: %s)\n",
+	progressf(opts.Progress, "control plane: ready at %s in %s (logs: %s)\n",
 		cp.Host, time.Since(started).Round(100*time.Millisecond), cp.LogDir)
 	return cp, nil
 }

@@ -135,7 +135,7 @@ func (t *outputTail) read() [][]byte {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if fi, err := f.Stat(); err == nil && fi.Size() < t.offset {
 		t.offset, t.partial = 0, nil
 	}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -65,6 +66,6 @@ func TestTermsAndSingleLeader(t *testing.T) {
 	assert.True(t, terms[2].End.IsZero())
 	assert.NoError(t, CheckSingleLeader(events))
 
-	overlapping := append(events, Event{Replica: "replica-1", PID: 4, Kind: GroupStarted, At: at(8)})
+	overlapping := slices.Concat(events, []Event{{Replica: "replica-1", PID: 4, Kind: GroupStarted, At: at(8)}})
 	assert.ErrorContains(t, CheckSingleLeader(overlapping), "replica-2 (pid 2)")
 }

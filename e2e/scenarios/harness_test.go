@@ -181,7 +181,7 @@ func start(t *testing.T, o options) *scenario {
 	for i := range o.replicas {
 		p, err := tcpproxy.Start(strings.TrimPrefix(cp.Host, "https://"))
 		require.NoError(t, err)
-		t.Cleanup(func() { p.Close() })
+		t.Cleanup(func() { _ = p.Close() })
 		s.proxies = append(s.proxies, p)
 		kubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, s.sas[i], "https://"+p.Addr())
 		require.NoError(t, err)

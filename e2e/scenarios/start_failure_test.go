@@ -18,7 +18,7 @@ import (
 func TestGroupThatCannotStartGivesTheLeaseAway(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { busy.Close() })
+	t.Cleanup(func() { _ = busy.Close() })
 	s := start(t, options{
 		config: "../testdata/otlp-in-group.yaml",
 		manual: true,

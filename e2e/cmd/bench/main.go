@@ -53,6 +53,12 @@ type options struct {
 }
 
 func main() {
+	os.Exit(realMain())
+}
+
+// realMain is main without os.Exit, so that its deferred calls run; it
+// returns the exit code.
+func realMain() int {
 	var o options
 	flag.StringVar(&o.collector, "collector", "../bin/otelcol-leader", "otelcol-leader binary (ours)")
 	flag.StringVar(&o.config, "config", "../distribution/config.yaml", "configuration of ours")
@@ -96,8 +102,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func say(format string, args ...any) {
@@ -281,7 +288,10 @@ func run(ctx context.Context, o options) (err error) {
 			if err != nil {
 				return err
 			}
-			report.Markdown(f)
+			if err := report.Markdown(f); err != nil {
+				_ = f.Close()
+				return err
+			}
 			return f.Close()
 		}
 		return nil
@@ -317,7 +327,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	fmt.Println()
-	report.PrintTable(os.Stdout)
+	tableErr := report.PrintTable(os.Stdout)
 	fmt.Println()
 	say("results: %s", o.out)
 	if o.markdown != "" {
@@ -334,6 +344,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if ctx.Err() != nil {
 		problems = append(problems, "interrupted")
+	}
+	if tableErr != nil {
+		problems = append(problems, fmt.Sprintf("printing the table: %v", tableErr))
 	}
 	if len(problems) > 0 || o.keep || o.workDir != "" {
 		say("logs kept in %s", workDir)

@@ -45,6 +45,12 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
+	os.Exit(realMain())
+}
+
+// realMain is main without os.Exit, so that its deferred calls run; it
+// returns the exit code.
+func realMain() int {
 	var o options
 	flag.StringVar(&o.collector, "collector", "../bin/otelcol-leader", "collector binary")
 	flag.StringVar(&o.config, "config", "../distribution/config.yaml", "collector configuration")
@@ -70,8 +76,9 @@ func main() {
 	err := run(ctx, o)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "run:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func (o *options) validate() error {

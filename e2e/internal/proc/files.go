@@ -13,7 +13,7 @@ func Tail(path string, n int64) string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	if fi, err := f.Stat(); err == nil && fi.Size() > n {
 		_, _ = f.Seek(fi.Size()-n, io.SeekStart)
 	}
@@ -27,6 +27,6 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port is wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -67,7 +67,7 @@ func Start(s Spec) (*Process, error) {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	p.PID = cmd.Process.Pid
@@ -76,7 +76,7 @@ func Start(s Spec) (*Process, error) {
 		if p.lines != nil {
 			p.lines.flush()
 		}
-		f.Close()
+		_ = f.Close() // the child wrote to it directly; nothing is buffered here
 		p.err = err
 		close(p.done)
 	}()

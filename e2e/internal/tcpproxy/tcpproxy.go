@@ -64,7 +64,7 @@ func (p *Proxy) Cut(m Mode) error {
 	}
 	p.cut = m
 	if m == Refuse && p.ln != nil {
-		p.ln.Close()
+		_ = p.ln.Close() // the accept loop ends; new connections are refused
 		p.ln = nil
 	}
 	closeAll(p.conns)
@@ -92,13 +92,15 @@ func (p *Proxy) Restore() error {
 }
 
 // Close stops listening, closes every connection and waits for the
-// proxy's goroutines. Idempotent.
+// proxy's goroutines. It returns the error of closing the listener.
+// Idempotent.
 func (p *Proxy) Close() error {
+	var err error
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
 		if p.ln != nil {
-			p.ln.Close()
+			err = p.ln.Close()
 			p.ln = nil
 		}
 		closeAll(p.conns)
@@ -106,7 +108,7 @@ func (p *Proxy) Close() error {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
-	return nil
+	return err
 }
 
 // serve starts the accept loop of ln; p.mu is held.
@@ -135,14 +137,14 @@ func (p *Proxy) handle(client net.Conn) {
 	}
 	upstream, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
-		client.Close()
+		_ = client.Close()
 		return
 	}
 	p.mu.Lock()
 	if p.cut != 0 || p.closed { // cut while dialling
 		p.mu.Unlock()
-		client.Close()
-		upstream.Close()
+		_ = client.Close()
+		_ = upstream.Close()
 		return
 	}
 	p.conns[client], p.conns[upstream] = struct{}{}, struct{}{}
@@ -153,9 +155,10 @@ func (p *Proxy) handle(client net.Conn) {
 		defer wg.Done()
 		_, _ = io.Copy(dst, src)
 		// Either direction ending ends the connection: a client that sees
-		// EOF from one side only might wait forever.
-		client.Close()
-		upstream.Close()
+		// EOF from one side only might wait forever. The other pipe
+		// closes them too, so an error here (already closed) is expected.
+		_ = client.Close()
+		_ = upstream.Close()
 	}
 	wg.Add(2)
 	go pipe(upstream, client)
@@ -175,7 +178,7 @@ func (p *Proxy) holdIfCut(c net.Conn) bool {
 	defer p.mu.Unlock()
 	switch {
 	case p.closed || p.cut == Refuse:
-		c.Close() // accepted just before the listener closed
+		_ = c.Close() // accepted just before the listener closed
 		return true
 	case p.cut == Blackhole:
 		p.held[c] = struct{}{}
@@ -186,7 +189,7 @@ func (p *Proxy) holdIfCut(c net.Conn) bool {
 
 func closeAll(conns map[net.Conn]struct{}) {
 	for c := range conns {
-		c.Close()
+		_ = c.Close() // cutting it is the point; it may already be closed
 		delete(conns, c)
 	}
 }

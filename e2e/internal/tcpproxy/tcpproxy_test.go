@@ -20,7 +20,7 @@ import (
 func echoServer(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -28,7 +28,7 @@ func echoServer(t *testing.T) string {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				_, _ = io.Copy(c, c)
 			}()
 		}
@@ -57,14 +57,14 @@ func roundTrip(c net.Conn, line string) error {
 func dial(t *testing.T, addr string) net.Conn {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
 func TestForwardCutRestore(t *testing.T) {
 	p, err := Start(echoServer(t))
 	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
+	t.Cleanup(func() { _ = p.Close() })
 
 	before := dial(t, p.Addr())
 	require.NoError(t, roundTrip(before, "hello"))
@@ -108,7 +108,7 @@ func TestCutClosesUpstream(t *testing.T) {
 	for _, mode := range []Mode{Refuse, Blackhole} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		t.Cleanup(func() { ln.Close() })
+		t.Cleanup(func() { _ = ln.Close() })
 		ended := make(chan error, 1)
 		go func() {
 			c, err := ln.Accept()
@@ -116,13 +116,13 @@ func TestCutClosesUpstream(t *testing.T) {
 				ended <- err
 				return
 			}
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			_, _ = io.Copy(c, c) // echo until the proxy closes its side
 			ended <- nil
 		}()
 		p, err := Start(ln.Addr().String())
 		require.NoError(t, err)
-		t.Cleanup(func() { p.Close() })
+		t.Cleanup(func() { _ = p.Close() })
 		client := dial(t, p.Addr())
 		require.NoError(t, roundTrip(client, "watching"))
 
