@@ -123,18 +123,6 @@ func (c *ControlPlane) StopAPIServer() error {
 	return p.Stop(15 * time.Second)
 }
 
-// KillAPIServer kills kube-apiserver with SIGKILL (no graceful shutdown:
-// open connections are reset, watches end without a final event).
-func (c *ControlPlane) KillAPIServer() error {
-	c.mu.Lock()
-	p := c.apiserver
-	c.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	return p.Kill()
-}
-
 // APIServerPID is kube-apiserver's PID, or 0 when it is not running.
 func (c *ControlPlane) APIServerPID() int {
 	c.mu.Lock()

@@ -155,9 +155,6 @@ func (c *ControlPlane) Clientset() *kubernetes.Clientset {
 	return kubernetes.NewForConfigOrDie(c.RESTConfig())
 }
 
-// APIServerPort is the port kube-apiserver listens on (stable across restarts).
-func (c *ControlPlane) APIServerPort() int { return c.port }
-
 // PIDs returns the PIDs of the processes currently started and not yet
 // reaped (etcd, kube-apiserver, kube-controller-manager).
 func (c *ControlPlane) PIDs() map[string]int {

@@ -53,14 +53,12 @@ func ParseKind(msg string) (Kind, bool) {
 
 // Event is a leader-election log line of a replica, or the start or exit of
 // its process. At is when the harness saw it, on the harness's monotonic
-// clock, so events of different replicas can be ordered; LogTime is the
-// collector's own timestamp (millisecond resolution).
+// clock, so events of different replicas can be ordered.
 type Event struct {
 	Replica   string
 	PID       int
 	Kind      Kind
 	At        time.Time
-	LogTime   time.Time
 	Lease     string   // "namespace/name"
 	Identity  string   // the Lease holder identity of this replica
 	Receivers []string // sub-receivers of the group
@@ -99,7 +97,6 @@ func eventFromLog(replica string, pid int, at time.Time, l LogLine) (Event, bool
 		PID:       pid,
 		Kind:      k,
 		At:        at,
-		LogTime:   l.Time,
 		Lease:     l.String("lease"),
 		Identity:  l.String("identity"),
 		Receivers: l.Strings("receivers"),

@@ -129,9 +129,6 @@ func (f *Fleet) Replica(name string) *Replica {
 	return nil
 }
 
-// Since is the time from T0 to t, for printing.
-func (f *Fleet) Since(t time.Time) time.Duration { return t.Sub(f.T0) }
-
 // Leaders returns the replicas whose group is running now.
 func (f *Fleet) Leaders() []*Replica {
 	var out []*Replica

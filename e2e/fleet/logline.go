@@ -34,12 +34,6 @@ func (l LogLine) Strings(key string) []string {
 	return out
 }
 
-// Int returns a numeric field (0 if absent).
-func (l LogLine) Int(key string) int {
-	f, _ := l.Fields[key].(float64)
-	return int(f)
-}
-
 // ParseLogLine parses a JSON or console zap line; ok is false for anything
 // else (e.g. a panic trace).
 func ParseLogLine(line []byte) (LogLine, bool) {
