@@ -46,7 +46,7 @@ distribution:
 	hack/build-distribution.sh
 
 e2e: distribution
-	cd e2e && $(GO) test -count=1 -timeout 40m ./... -args -collector=$(BIN)/otelcol-leader
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m ./...
 
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution

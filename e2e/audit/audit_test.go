@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	_ "github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
 )
 
 const (

@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
-	_ "github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags" // accepts make e2e's -collector
 )
 
 func TestSummarize(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
-	_ "github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
 )
 
 // TestCollectorRBAC checks both ways of granting the collectors'

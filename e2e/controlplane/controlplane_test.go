@@ -23,7 +23,6 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
-	_ "github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
 )
 
 var binaries Binaries

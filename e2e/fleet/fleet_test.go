@@ -11,7 +11,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 )
 
 // TestFleetGracefulFailover exercises the harness itself with the real
@@ -19,7 +19,7 @@ import (
 // gracefully, the other takes over and exports the next ones. It uses
 // testdata/events-only.yaml (k8s_events as the only sub-receiver).
 func TestFleetGracefulFailover(t *testing.T) {
-	collector := testflags.CollectorPath(t)
+	collector := collectorbin.Path(t)
 	ctx := t.Context()
 	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: t.Output()})
 	require.NoError(t, err)

@@ -11,13 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 )
 
 // TestValidateNamesTheBadField: `otelcol-leader validate` rejects a bad
 // leader_receiver_creator block and names the field.
 func TestValidateNamesTheBadField(t *testing.T) {
-	collector := testflags.CollectorPath(t)
+	collector := collectorbin.Path(t)
 	for _, tc := range []struct {
 		name, overlay, want string
 	}{

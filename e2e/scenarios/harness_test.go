@@ -40,8 +40,8 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/tcpproxy"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
 )
 
 const (
@@ -153,7 +153,7 @@ var namespaces atomic.Int64
 // that only leaders exported data.
 func start(t *testing.T, o options) *scenario {
 	t.Helper()
-	collector := testflags.CollectorPath(t)
+	collector := collectorbin.Path(t)
 	cp := controlPlane(t)
 	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now(), overlapExpected: o.overlapExpected}
 	ctx := t.Context()

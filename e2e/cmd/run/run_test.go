@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/testflags"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 )
 
 // TestRunWithFailover is `make run` non-interactively, against a local
@@ -16,7 +16,7 @@ import (
 // 15s, and run fails unless a standby took over, at most one group ran at
 // any time, only leaders exported data, and something was exported.
 func TestRunWithFailover(t *testing.T) {
-	collector := testflags.CollectorPath(t)
+	collector := collectorbin.Path(t)
 	t.Setenv("KUBECONFIG", "")
 	require.NoError(t, run(t.Context(), options{
 		collector:         collector,
