@@ -41,16 +41,27 @@ lint:
 	$(LINT) run ./...
 	cd e2e && $(LINT) run ./...
 
-## distribution: build bin/otelcol-leader with ocb
-distribution:
+## distribution: build bin/otelcol-leader with ocb (only when an input changed)
+distribution: $(BIN)/otelcol-leader
+
+# The inputs of a collector build: its builder config, the build script and,
+# for our distribution, this module's non-test sources (e2e/, deploy/ and the
+# tools module are modules or files of their own).
+COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy -o -path ./hack/tools \) -prune \
+	-o \( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) -print)
+
+$(BIN)/otelcol-leader: distribution/builder-config.yaml hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
 	hack/build-distribution.sh
+
+$(BIN)/otelcol-peer: e2e/peer/builder-config.yaml hack/build-collector.sh hack/build-peer.sh
+	hack/build-peer.sh
 
 e2e: distribution
 	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m ./...
 
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
-bench: distribution
-	hack/build-peer.sh && cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
+bench: distribution $(BIN)/otelcol-peer
+	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Builds a collector with the OpenTelemetry Collector Builder (ocb):
 #
-#   hack/build-collector.sh NAME BUILDER_CONFIG [--with-receiver-sources]
+#   hack/build-collector.sh NAME BUILDER_CONFIG
 #
 # writes bin/NAME from BUILDER_CONFIG, building in its dist.output_path. The
 # callers are hack/build-distribution.sh (our distribution) and
-# hack/build-peer.sh (the benchmark peer). It rebuilds only if an input
-# changed: the builder config, this script and, with --with-receiver-sources,
-# this repository's receiver module. FORCE=1 rebuilds unconditionally.
+# hack/build-peer.sh (the benchmark peer). It always builds: the Makefile's
+# file targets (bin/otelcol-leader, bin/otelcol-peer) decide when.
 #
 # Needs only Go and the Go module proxy. The first build downloads and compiles
 # the collector, contrib and client-go (several minutes on 2 cores); later
@@ -23,7 +22,6 @@ BIN="$ROOT/bin"
 OCB="$BIN/builder"
 NAME="$1"
 CONFIG="$2"
-WITH_SOURCES="${3:-}"
 BUILD_DIR="$(sed -n 's/^ *output_path: *//p' "$CONFIG" | head -n1)" # dist.output_path
 OUT="$BIN/$NAME"
 
@@ -41,28 +39,6 @@ esac
 
 log() { printf '>> %s\n' "$*" >&2; }
 
-# Is $OUT newer than every input? Inputs: the builder config, the scripts and,
-# for our distribution, the receiver module's non-test Go sources (root *.go,
-# elector/, internal/, ...), go.mod and go.sum. e2e/ is its own module.
-up_to_date() {
-  [[ -x "$OUT" ]] || return 1
-  for f in "$CONFIG" hack/build-collector.sh; do
-    [[ "$f" -nt "$OUT" ]] && { log "changed: $f"; return 1; }
-  done
-  [[ "$WITH_SOURCES" == --with-receiver-sources ]] || return 0
-  local newer
-  newer="$(find . \
-    \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy \) -prune -o \
-    \( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) \
-    -newer "$OUT" -print -quit)"
-  [[ -z "$newer" ]] || { log "changed: $newer"; return 1; }
-}
-
-if [[ -z "${FORCE:-}" ]] && up_to_date; then
-  log "bin/$NAME is up to date (FORCE=1 to rebuild)"
-  exit 0
-fi
-
 # ocb itself, pinned, installed into bin/.
 ocb_version=""
 [[ -x "$OCB" ]] && ocb_version="$("$OCB" version 2>&1 || true)" # prints to stderr
@@ -72,8 +48,8 @@ if [[ "$ocb_version" != *"$OCB_VERSION"* ]]; then
 fi
 
 mkdir -p "$BUILD_DIR"
-# The binary gets the time the build started, so that a source edited while
-# ocb runs still counts as newer next time.
+# The binary gets the time the build started, so that make still finds a
+# source edited while ocb runs newer next time.
 stamp="$BUILD_DIR/.started"
 touch "$stamp"
 start=$SECONDS
