@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
@@ -28,11 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func newElector(t *testing.T, cs *fake.Clientset, id string, mutate ...func(*Config)) *Elector {
 	t.Helper()
 	cfg := Config{
-		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
-			Client:     cs.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-		},
+		Client: cs.CoordinationV1(), Namespace: "ns", Name: "lease", Identity: id,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 	}
 	for _, m := range mutate {
@@ -83,14 +78,14 @@ func TestValidateTimings(t *testing.T) {
 		}
 	}
 	_, err := New(Config{})
-	assert.EqualError(t, err, "lock must be set")
+	assert.EqualError(t, err, "client must be set")
 }
 
 // A standby takes a Lease held by a silent holder only after it has watched
 // the record unchanged for lease_duration on its own (injected) clock.
 func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
-	cs := fake.NewClientset(&coordinationv1.Lease{
+	cs := newClientset(&coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
 		Spec: coordinationv1.LeaseSpec{
 			HolderIdentity: ptr.To("old"), LeaseDurationSeconds: ptr.To[int32](15),
@@ -132,7 +127,7 @@ func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 // one deleted under a live holder: it creates it only after lease_duration.
 func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		e := newElector(t, cs, "a")
 		start := time.Now()
 		term, err := e.Campaign(context.Background())
@@ -152,7 +147,7 @@ func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 
 func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var mu sync.Mutex
 		var attempts []error
 		e := newElector(t, cs, "a", func(c *Config) {
@@ -189,7 +184,7 @@ func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 
 func TestAnotherHolderEndsTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		e := newElector(t, cs, "a")
 		term, err := e.Campaign(context.Background())
 		require.NoError(t, err)
@@ -208,7 +203,7 @@ func TestAnotherHolderEndsTheTerm(t *testing.T) {
 
 func TestReleaseHandsOverAndLosesToAConcurrentWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		var conflict atomic.Bool
 		cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if conflict.Load() {
@@ -246,7 +241,7 @@ func TestReleaseHandsOverAndLosesToAConcurrentWriter(t *testing.T) {
 
 func TestCampaignReturnsWhenCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		holder := newElector(t, cs, "a")
 		term, err := holder.Campaign(context.Background())
 		require.NoError(t, err)
@@ -264,7 +259,7 @@ func TestCampaignReturnsWhenCancelled(t *testing.T) {
 func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 	for seed := range 10 {
 		synctest.Test(t, func(t *testing.T) {
-			cs := fake.NewClientset()
+			cs := newClientset()
 			a, b := newElector(t, cs, "a"), newElector(t, cs, "b")
 			termA, err := a.Campaign(context.Background())
 			require.NoError(t, err)
@@ -307,14 +302,14 @@ func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 // holder has given up (renew_deadline) before it creates the Lease.
 func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		var cut atomic.Bool
-		holderCS := fake.NewClientset()
+		holderCS := newClientset()
 		holderCS.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 			if cut.Load() {
 				return true, nil, errors.New("connection refused")
 			}
-			return k8stesting.ObjectReaction(cs.Tracker())(a)
+			return versioned(cs.Tracker())(a)
 		})
 		a, b := newElector(t, holderCS, "a"), newElector(t, cs, "b")
 		termA, err := a.Campaign(context.Background())
@@ -343,7 +338,7 @@ func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 // the answer came in, not from when the attempt began.
 func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var slow atomic.Bool
 		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if slow.Swap(false) {

@@ -3,7 +3,6 @@ package elector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -136,7 +135,7 @@ func (t *Term) renew() {
 		case t.ctx.Err() != nil:
 			return
 		case err == nil:
-			t.lose(fmt.Errorf("lease %s is held by %q", t.e.Describe(), t.e.holder()))
+			t.lose(errors.New(t.e.foreign()))
 			return
 		}
 	}
@@ -155,7 +154,7 @@ func (t *Term) attempt(remaining time.Duration) (a attempt, err error, finished 
 	}
 	res := make(chan result, 1)
 	go func() {
-		a, err := t.e.tryAcquireOrRenew(ctx)
+		a, err := t.e.tryAcquireOrRenew(ctx, true)
 		res <- result{a, err}
 	}()
 	timeout := t.e.cfg.Clock.NewTimer(remaining)

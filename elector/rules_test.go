@@ -1,0 +1,322 @@
+package elector
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
+)
+
+// heldLease is a Lease written by another candidate just now.
+func heldLease(holder string, durationSeconds int32) *coordinationv1.Lease {
+	now := metav1.NowMicro()
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(durationSeconds),
+			AcquireTime: &now, RenewTime: &now, LeaseTransitions: ptr.To[int32](3),
+		},
+	}
+}
+
+// editLease changes the Lease as another writer would, conditionally on the
+// version it read.
+func editLease(t *testing.T, cs *fake.Clientset, edit func(*coordinationv1.Lease)) *coordinationv1.Lease {
+	t.Helper()
+	l := getLease(t, cs)
+	edit(l)
+	l, err := cs.CoordinationV1().Leases("ns").Update(context.Background(), l, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	return l
+}
+
+// try makes one attempt of a standby and reports whether it won.
+func try(t *testing.T, e *Elector) bool {
+	t.Helper()
+	a, err := e.tryAcquireOrRenew(context.Background(), false)
+	require.NoError(t, err)
+	return a.won
+}
+
+// sleepUntil sleeps (fake time) until d after start.
+func sleepUntil(start time.Time, d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+
+func clientGoLock(cs *fake.Clientset, id string) *resourcelock.LeaseLock {
+	return &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+}
+
+// Rule 1: the lock writes exactly the spec fields client-go's LeaseLock
+// writes, and client-go reads our record as its own kind.
+func TestLockWritesTheRecordClientGoReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a := newElector(t, cs, "a")
+		acquired := time.Now()
+		require.True(t, try(t, a))
+		assert.Equal(t, coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To("a"), LeaseDurationSeconds: ptr.To[int32](15),
+			AcquireTime: &metav1.MicroTime{Time: acquired}, RenewTime: &metav1.MicroTime{Time: acquired},
+			LeaseTransitions: ptr.To[int32](1),
+		}, getLease(t, cs).Spec)
+
+		time.Sleep(2500 * time.Millisecond)
+		renewed := time.Now()
+		require.True(t, try(t, a))
+		record, _, err := clientGoLock(cs, "cg").Get(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, resourcelock.LeaderElectionRecord{
+			HolderIdentity: "a", LeaseDurationSeconds: 15, LeaderTransitions: 1,
+			AcquireTime: metav1.NewTime(acquired), RenewTime: metav1.NewTime(renewed),
+		}, *record, "a renewal keeps acquireTime and leaseTransitions")
+	})
+}
+
+// Rule 1: the lock hands out the resourceVersion, and its update is
+// conditional on it.
+func TestLeaseLockUpdateIsConditional(t *testing.T) {
+	cs := newClientset()
+	l := leaseLock{client: cs.CoordinationV1(), namespace: "ns", name: "lease"}
+	ctx := context.Background()
+	now := time.Now()
+	created, err := l.create(ctx, leaseSpec("a", 15, now, now, 0))
+	require.NoError(t, err)
+	require.NotEmpty(t, created.ResourceVersion)
+	updated, err := l.update(ctx, created, leaseSpec("a", 15, now, now.Add(time.Second), 0))
+	require.NoError(t, err)
+	assert.NotEqual(t, created.ResourceVersion, updated.ResourceVersion)
+	_, err = l.update(ctx, created, leaseSpec("a", 15, now, now.Add(2*time.Second), 0))
+	assert.True(t, apierrors.IsConflict(err), "an update on a stale version: %v", err)
+	got, err := l.get(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, updated.ResourceVersion, got.ResourceVersion)
+}
+
+// Rule 1: a record written by a client-go candidate is a foreign holder,
+// taken after lease_duration; client-go reads the take-over as a transition.
+func TestClientGoHolderIsTakenOverLikeAnyOther(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset()
+		now := metav1.Now()
+		require.NoError(t, clientGoLock(cs, "cg").Create(context.Background(), resourcelock.LeaderElectionRecord{
+			HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now, LeaderTransitions: 2,
+		}))
+		a := newElector(t, cs, "a")
+		start := time.Now()
+		require.False(t, try(t, a))
+		sleepUntil(start, 15*time.Second-time.Millisecond)
+		require.False(t, try(t, a))
+		sleepUntil(start, 15*time.Second)
+		require.True(t, try(t, a))
+		record, _, err := clientGoLock(cs, "cg").Get(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "a", record.HolderIdentity)
+		assert.Equal(t, 3, record.LeaderTransitions)
+	})
+}
+
+// Rule 2: two writes within one wall-clock second are two changes. With a
+// sub-second retry_period, a standby that compared records in whole seconds
+// would measure the expiry from the first write.
+func TestTwoWritesWithinOneSecondAreTwoChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		require.Zero(t, start.Nanosecond(), "the bubble's clock starts on a whole second")
+		cs := newClientset(heldLease("x", 4))
+		b := newElector(t, cs, "b", func(c *Config) {
+			c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+		})
+		sleepUntil(start, 100*time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 600*time.Millisecond)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()} })
+		sleepUntil(start, 700*time.Millisecond)
+		require.False(t, try(t, b)) // the renewal at 0.6s, seen at 0.7s
+		sleepUntil(start, 4100*time.Millisecond)
+		require.False(t, try(t, b), "taken 4s after the first write was seen")
+		sleepUntil(start, 4700*time.Millisecond-time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 4700*time.Millisecond)
+		require.True(t, try(t, b), "4s after the second write was seen")
+	})
+}
+
+// Rule 3: a label or annotation edit of the holder's Lease (kubectl
+// annotate) makes a new version with the spec it wrote: its term goes on.
+func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		time.Sleep(29 * time.Second) // fake time: many renewals, the last at 30s
+		synctest.Wait()              // the renewal due now has been written
+		assert.Nil(t, term.Err())
+		l := getLease(t, cs)
+		assert.Equal(t, "a", *l.Spec.HolderIdentity)
+		assert.Equal(t, time.Now(), l.Spec.RenewTime.Time, "renewed just now")
+		assert.Equal(t, "x", l.Annotations["note"], "renewals keep the metadata")
+		term.Abandon()
+	})
+}
+
+// Rule 3: a holder set by hand to a standby's name is foreign to both: the
+// holder loses its term at its next renewal, and the standby waits
+// lease_duration from when it first saw that version, as for any holder.
+func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		termA, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		b := newElector(t, cs, "b")
+		sleepUntil(start, 3*time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.HolderIdentity = ptr.To("b") })
+		sleepUntil(start, 3500*time.Millisecond)
+		require.False(t, try(t, b), "b did not write this record")
+		<-termA.Lost()
+		assert.Equal(t, 4*time.Second, time.Since(start), "lost at a's next renewal")
+		assert.EqualError(t, termA.Err(), `lease ns/lease is held by "b"`)
+		sleepUntil(start, 18500*time.Millisecond-time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 18500*time.Millisecond)
+		require.True(t, try(t, b), "lease_duration after b first saw the version")
+		termA.Abandon()
+	})
+}
+
+// Rule 3: two candidates configured with the same identity never both hold
+// a term: each sees the other's record as a foreign holder.
+func TestSameIdentityOnTwoCandidatesNeverGivesTwoTerms(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a1, a2 := newElector(t, cs, "a"), newElector(t, cs, "a")
+		term1, err := a1.Campaign(context.Background())
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		won2 := make(chan *Term, 1)
+		go func() {
+			if term, err := a2.Campaign(ctx); err == nil {
+				won2 <- term
+			}
+		}()
+		time.Sleep(time.Minute) // fake time: a1 renews, a2 retries
+		synctest.Wait()
+		require.Empty(t, won2, "a2 took a record a1 keeps renewing")
+		require.Nil(t, term1.Err())
+		term1.Abandon() // a1 goes silent: its record stays
+		lastRenewal := getLease(t, cs).Spec.RenewTime.Time
+		term2 := <-won2
+		assert.GreaterOrEqual(t, time.Since(lastRenewal), 15*time.Second)
+		// a1 comes back: a2's record names it, but a1 did not write it.
+		require.False(t, try(t, a1))
+		time.Sleep(5 * time.Second)
+		assert.Nil(t, term2.Err(), "a1 did not disturb a2's term")
+		term2.Abandon()
+	})
+}
+
+// Rule 4: a foreign holder is waited out for the candidate's own
+// lease_duration even when the record names a shorter one.
+func TestForeignHolderWithAShorterDurationWaitsOwnLeaseDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease("x", 5))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		sleepUntil(start, 15*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "taken after the record's 5s")
+		sleepUntil(start, 15*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 4: ... and for the record's duration when it is longer.
+func TestForeignHolderWithALongerDurationWaitsItsDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease("x", 30))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		sleepUntil(start, 30*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "taken after its own 15s")
+		sleepUntil(start, 30*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 4: the wait counts on the candidate's own clock from when it first
+// saw the version: a new version restarts it; failed reads in between do not.
+func TestForeignWaitCountsFromFirstSeeingTheVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease("x", 15))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b)) // v1 seen at 0
+		sleepUntil(start, 10*time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()} })
+		sleepUntil(start, 12*time.Second)
+		require.False(t, try(t, b)) // v2 seen at 12s
+		sleepUntil(start, 20*time.Second)
+		require.False(t, try(t, b))
+		sleepUntil(start, 27*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "counted from the write, or from v1")
+		sleepUntil(start, 27*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 5: a Lease with no holder and a duration of at most a second, as our
+// release and client-go's ReleaseOnCancel write it, is free at once.
+func TestReleasedLeaseIsFreeAtOnce(t *testing.T) {
+	for _, seconds := range []int{0, 1} {
+		synctest.Test(t, func(t *testing.T) {
+			cs := newClientset()
+			cg := clientGoLock(cs, "cg")
+			now := metav1.Now()
+			require.NoError(t, cg.Create(context.Background(), resourcelock.LeaderElectionRecord{
+				HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now,
+			}))
+			// client-go's ReleaseOnCancel
+			require.NoError(t, cg.Update(context.Background(), resourcelock.LeaderElectionRecord{
+				LeaseDurationSeconds: seconds, AcquireTime: now, RenewTime: now, LeaderTransitions: 4,
+			}))
+			b := newElector(t, cs, "b")
+			require.True(t, try(t, b), "leaseDurationSeconds %d", seconds)
+			assert.Equal(t, int32(5), *getLease(t, cs).Spec.LeaseTransitions)
+		})
+	}
+}
+
+// Rule 5: a holder emptied by hand, its duration left as it was, is waited
+// out like a foreign holder (also when the field is removed).
+func TestHolderEmptiedByHandIsWaitedOut(t *testing.T) {
+	for _, holder := range []*string{ptr.To(""), nil} {
+		synctest.Test(t, func(t *testing.T) {
+			l := heldLease("x", 15)
+			l.Spec.HolderIdentity = holder
+			cs := newClientset(l)
+			b := newElector(t, cs, "b")
+			start := time.Now()
+			require.False(t, try(t, b))
+			sleepUntil(start, 15*time.Second-time.Millisecond)
+			require.False(t, try(t, b))
+			sleepUntil(start, 15*time.Second)
+			require.True(t, try(t, b))
+		})
+	}
+}
