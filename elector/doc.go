@@ -33,8 +33,12 @@
 // someone else does not shorten the wait. Clocks are never compared across
 // machines; only their rates are assumed to be close.
 //
-// The holder renews every retry period. Each renewal counts from the moment
-// its Get answered, before its write was sent. If no renewal has succeeded
+// The holder renews every retry period, optimistically: one update of the
+// version it last wrote, without a Get. Only if that update conflicts (or
+// finds the Lease gone) does it read the Lease and decide: a version that is
+// its own it renews; a foreign version ends its term at once; a missing Lease
+// it re-creates (see below). Each renewal counts from a clock reading taken
+// before its write was sent (after its Get, when it made one). If no renewal has succeeded
 // within renew_deadline of the last one that did, the holder declares its term
 // lost — exactly then, even while an attempt is still waiting for the API
 // server, and never a retry period late because an answer came late.
@@ -58,8 +62,12 @@
 // deleted Lease has given up. A holder that finds its own Lease deleted
 // re-creates it while renewing and keeps its term.
 //
-// Every attempt reads the clock after its Get: a record counts as seen only
-// once the answer is in, and a term counts from a moment before its write.
+// Every attempt that reads the Lease reads the clock after its Get: a
+// version counts as seen only once the answer is in, and a term counts from a
+// moment before its write. An update names the uid of the object it is based
+// on, so the API server (which would create a missing Lease on an update)
+// never re-creates a deleted Lease through it; only an explicit create does,
+// which the rule above covers.
 //
 // A holder hands the Lease over early only through [Term.Release], which
 // writes an empty holder (and leaseDurationSeconds 1) if, and only if, the

@@ -214,6 +214,22 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context, renewing bool) (attempt
 }
 
 func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error) {
+	if renewing && e.mine != nil && holderOf(e.mine) == e.Identity() {
+		// The holder renews optimistically, without a Get: an update of the
+		// version it last wrote succeeds only if nobody wrote since.
+		now := e.cfg.Clock.Now()
+		spec := e.renewal(e.mine, now)
+		l, err := e.lock.update(ctx, e.mine, spec)
+		if err == nil {
+			e.wrote(l, now)
+			return attempt{won: true, at: now}, nil
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			e.failedWrite(spec, err)
+			return attempt{at: now}, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+		}
+		// Somebody wrote in between, or deleted the Lease: read it and decide.
+	}
 	cur, err := e.lock.get(ctx)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.

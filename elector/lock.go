@@ -37,7 +37,10 @@ func (l *leaseLock) create(ctx context.Context, spec coordinationv1.LeaseSpec) (
 }
 
 // update writes spec over base, keeping base's metadata (its resourceVersion,
-// labels and annotations). It does not modify base.
+// labels and annotations). It does not modify base. The object sent carries
+// base's uid too: the API server, which creates a Lease on an update of a
+// missing one, then refuses it with a conflict instead of re-creating a
+// deleted Lease.
 func (l *leaseLock) update(ctx context.Context, base *coordinationv1.Lease, spec coordinationv1.LeaseSpec) (*coordinationv1.Lease, error) {
 	lease := base.DeepCopy()
 	lease.Spec = spec

@@ -320,3 +320,103 @@ func TestHolderEmptiedByHandIsWaitedOut(t *testing.T) {
 		})
 	}
 }
+
+func verbs(cs *fake.Clientset) []string {
+	var v []string
+	for _, a := range cs.Actions() {
+		v = append(v, a.GetVerb())
+	}
+	return v
+}
+
+// Rule 6: the leader renews with one Update of the version it last wrote,
+// every retry period, and no Get.
+func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		cs.ClearActions()
+		time.Sleep(10 * time.Second)
+		synctest.Wait() // the renewal due now has been written
+		assert.Equal(t, []string{"update", "update", "update", "update", "update"}, verbs(cs), "at 2, 4, 6, 8 and 10s")
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		assert.Nil(t, term.Err())
+		term.Abandon()
+	})
+}
+
+// Rule 6: a renewal that conflicts reads the Lease; a version written by
+// another candidate (here client-go's) ends the term at once, and the holder
+// writes nothing over it.
+func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, 3*time.Second)
+		cg := clientGoLock(cs, "cg")
+		_, _, err = cg.Get(context.Background())
+		require.NoError(t, err)
+		now := metav1.Now()
+		require.NoError(t, cg.Update(context.Background(), resourcelock.LeaderElectionRecord{
+			HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now, LeaderTransitions: 2,
+		}))
+		cs.ClearActions()
+		<-term.Lost()
+		assert.Equal(t, 4*time.Second, time.Since(start), "at the first renewal after the write")
+		assert.EqualError(t, term.Err(), `lease ns/lease is held by "cg"`)
+		term.Abandon()
+		assert.Equal(t, []string{"update", "get"}, verbs(cs))
+		assert.Equal(t, "cg", *getLease(t, cs).Spec.HolderIdentity)
+	})
+}
+
+// Rule 6: a renewal that conflicts with a version carrying the spec the
+// holder wrote (an annotation added) renews that version and goes on
+// optimistically from it.
+func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "update", "update"}, verbs(cs), "at 2s: conflict, read, renew; at 4s: renew")
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		term.Abandon()
+	})
+}
+
+// Rule 6: a holder that finds its own Lease deleted re-creates it at its
+// next renewal and keeps its term (the update of the deleted version is
+// refused: it names the old uid).
+func TestHolderRecreatesItsDeletedLeaseAndKeepsItsTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, 3*time.Second)
+		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "create"}, verbs(cs))
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now().Add(15*time.Second-150*time.Millisecond), term.Deadline(), "the re-creation renewed the term")
+		l := getLease(t, cs)
+		assert.Equal(t, "a", *l.Spec.HolderIdentity)
+		sleepUntil(start, 20*time.Second)
+		synctest.Wait()
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time, "renewing the re-created Lease")
+		term.Abandon()
+	})
+}
