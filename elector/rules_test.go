@@ -2,6 +2,8 @@ package elector
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,7 +13,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 )
@@ -417,6 +421,62 @@ func TestHolderRecreatesItsDeletedLeaseAndKeepsItsTerm(t *testing.T) {
 		synctest.Wait()
 		assert.Nil(t, term.Err())
 		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time, "renewing the re-created Lease")
+		term.Abandon()
+	})
+}
+
+// loseAnswer applies the next write of verb but answers it with a transport
+// error, as when the connection breaks after the API server wrote.
+func loseAnswer(cs *fake.Clientset, verb string) *atomic.Bool {
+	var lose atomic.Bool
+	cs.PrependReactor(verb, "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if !lose.Swap(false) {
+			return false, nil, nil
+		}
+		_, _, err := versioned(cs.Tracker())(a)
+		if err != nil {
+			panic(err)
+		}
+		return true, nil, errors.New("connection reset by peer")
+	})
+	return &lose
+}
+
+// Rule 3: a renewal applied whose answer was lost made a version with the
+// spec this candidate wrote: the next renewal conflicts, reads it, finds it
+// its own and renews it.
+func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		lose := loseAnswer(cs, "update")
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		lose.Store(true)
+		sleepUntil(start, 3*time.Second) // the renewal at 2s was written, its answer lost
+		require.Equal(t, start.Add(2*time.Second), getLease(t, cs).Spec.RenewTime.Time)
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "update"}, verbs(cs))
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		term.Abandon()
+	})
+}
+
+// A create applied whose answer was lost: the candidate finds the Lease it
+// created and wins it by renewing, but still waits lease_duration after the
+// creation before Campaign returns.
+func TestCreateWithALostAnswerStillWaitsOutADeletedHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset()
+		loseAnswer(cs, "create").Store(true)
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, 15*time.Second, time.Since(start))
+		assert.Equal(t, start, getLease(t, cs).Spec.AcquireTime.Time, "the Lease it created")
 		term.Abandon()
 	})
 }
