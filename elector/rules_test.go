@@ -480,3 +480,31 @@ func TestCreateWithALostAnswerStillWaitsOutADeletedHolder(t *testing.T) {
 		term.Abandon()
 	})
 }
+
+// Rule 3 for Release: an annotation edit leaves the version the holder's own,
+// so it releases; a record rewritten by someone else under its name (here a
+// new acquireTime) is not its own, so it writes nothing.
+func TestReleaseOnlyReleasesItsOwnVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a := newElector(t, cs, "a")
+		term, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		released, err := term.Release(context.Background())
+		require.NoError(t, err)
+		assert.True(t, released)
+		assert.Empty(t, *getLease(t, cs).Spec.HolderIdentity)
+		assert.Equal(t, int32(1), *getLease(t, cs).Spec.LeaseDurationSeconds)
+
+		time.Sleep(time.Second)
+		term, err = a.Campaign(context.Background())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		edited := editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()} })
+		released, err = term.Release(context.Background())
+		require.NoError(t, err)
+		assert.False(t, released, "a version a did not write")
+		assert.Equal(t, edited.ResourceVersion, getLease(t, cs).ResourceVersion, "nothing written")
+	})
+}
