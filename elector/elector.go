@@ -403,6 +403,9 @@ func (e *Elector) release(ctx context.Context) (bool, error) {
 func (e *Elector) foreign() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.seen == nil {
+		return fmt.Sprintf("lease %s was written by another writer", e.Describe())
+	}
 	switch h := holderOf(e.seen); h {
 	case "":
 		return fmt.Sprintf("lease %s was released by another writer", e.Describe())
