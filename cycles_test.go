@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -29,9 +30,9 @@ func TestThousandAcquireLoseCycles(t *testing.T) {
 				waitFor(t, time.Minute, func() bool { return !a.leading() }, "cycle %d: group kept running", i)
 				a.fail.Store(false)
 			} else {
-				l := c.lease(t)
-				l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr.To("other"), ptr.To[int32](1)
-				require.NoError(t, c.tracker.Update(leasesGVR, l, "ns"))
+				c.edit(t, func(l *coordinationv1.Lease) {
+					l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr.To("other"), ptr.To[int32](1)
+				})
 				waitFor(t, time.Minute, func() bool { return !a.leading() }, "cycle %d: group kept running", i)
 			}
 		}

@@ -178,6 +178,19 @@ func (c *cluster) checkVersion(a k8stesting.Action) error {
 	return nil
 }
 
+// edit changes the Lease by hand (kubectl edit): like every write to a real
+// API server, it makes a new resourceVersion.
+func (c *cluster) edit(t *testing.T, edit func(*coordinationv1.Lease)) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.lease(t)
+	edit(l)
+	rv, _ := strconv.Atoi(l.ResourceVersion)
+	l.ResourceVersion = strconv.Itoa(rv + 1)
+	require.NoError(t, c.tracker.Update(leasesGVR, l, "ns"))
+}
+
 func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {
 	obj, err := c.tracker.Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), "ns", "lease")
 	require.NoError(t, err)

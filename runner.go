@@ -16,8 +16,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
@@ -123,11 +121,10 @@ func (r *runner) start(host component.Host) error {
 		return err
 	}
 	el, err := elector.New(elector.Config{
-		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: le.LeaseName},
-			Client:     client.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: r.identity},
-		},
+		Client:        client.CoordinationV1(),
+		Namespace:     ns,
+		Name:          le.LeaseName,
+		Identity:      r.identity,
 		LeaseDuration: le.LeaseDuration,
 		RenewDeadline: le.RenewDeadline,
 		RetryPeriod:   le.RetryPeriod,

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
@@ -355,10 +356,7 @@ func TestReleaseNeverClobbersANewerHolder(t *testing.T) {
 		a.start(t)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
 		// Someone overwrites the holder by hand; a finds out on its next renewal.
-		l := c.lease(t)
-		intruder := "intruder"
-		l.Spec.HolderIdentity = &intruder
-		require.NoError(t, c.tracker.Update(leasesGVR, l, "ns"))
+		c.edit(t, func(l *coordinationv1.Lease) { l.Spec.HolderIdentity = ptr.To("intruder") })
 		waitFor(t, time.Minute, func() bool { return !a.leading() }, "a kept its group although the Lease names another holder")
 		require.NoError(t, a.r.Shutdown(context.Background()))
 		assert.Equal(t, "intruder", c.holder(t))

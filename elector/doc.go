@@ -3,19 +3,42 @@
 //
 // # Safety model
 //
-// The Lease is the coordination.k8s.io/v1 object read and written through
-// client-go's resourcelock.LeaseLock, so every write carries the
-// resourceVersion it read and the API server rejects it if anyone wrote in
-// between (optimistic concurrency).
+// The Lease is the coordination.k8s.io/v1 object, with the spec fields
+// client-go's resourcelock.LeaseLock writes (holderIdentity,
+// leaseDurationSeconds, acquireTime, renewTime, leaseTransitions), so kubectl
+// and client-go candidates read and write it unchanged. This package reads
+// and writes it through a small lock of its own that keeps the object's
+// resourceVersion: every write carries the resourceVersion it is based on,
+// and the API server rejects it if anyone wrote in between (optimistic
+// concurrency). Changes are detected by resourceVersion, never by comparing
+// records: two writes within one second are two changes.
 //
-// A candidate that does not hold the Lease takes it only when the record is
-// free (no holder, as after a release) or when it has watched the same record
-// stay unchanged for the record's lease duration, measured on its own clock
-// from the moment it first saw that record. Clocks are never compared across
+// A record naming this candidate is its own only if this candidate wrote it:
+// it is the version it last wrote, or a later version whose spec is exactly a
+// spec it wrote (only labels or annotations changed, or the answer to its
+// write was lost). Any other record is a foreign holder, also one naming this
+// candidate: another candidate configured with the same identity, a holder
+// set by hand to this candidate's name, or this candidate's own record after
+// a restart (it waits it out). Two candidates therefore never both count a
+// record as theirs.
+//
+// A candidate that does not hold the Lease takes it at once only when it is
+// free as after a release: no holder and leaseDurationSeconds of at most 1
+// (this package's release and client-go's ReleaseOnCancel write that). Any
+// other record (a foreign holder, or a holder emptied by hand with its
+// duration left) it takes only after it has watched the same version
+// (resourceVersion) stay unchanged for the longer of the record's
+// leaseDurationSeconds and its own lease_duration, measured on its own clock
+// from the moment it first saw that version: a shorter duration written by
+// someone else does not shorten the wait. Clocks are never compared across
 // machines; only their rates are assumed to be close.
 //
-// The holder renews every retry period. Each renewal counts from the moment
-// its Get answered, before its write was sent. If no renewal has succeeded
+// The holder renews every retry period, optimistically: one update of the
+// version it last wrote, without a Get. Only if that update conflicts (or
+// finds the Lease gone) does it read the Lease and decide: a version that is
+// its own it renews; a foreign version ends its term at once; a missing Lease
+// it re-creates (see below). Each renewal counts from a clock reading taken
+// before its write was sent (after its Get, when it made one). If no renewal has succeeded
 // within renew_deadline of the last one that did, the holder declares its term
 // lost — exactly then, even while an attempt is still waiting for the API
 // server, and never a retry period late because an answer came late.
@@ -39,13 +62,19 @@
 // deleted Lease has given up. A holder that finds its own Lease deleted
 // re-creates it while renewing and keeps its term.
 //
-// Every attempt reads the clock after its Get: a record counts as seen only
-// once the answer is in, and a term counts from a moment before its write.
+// Every attempt that reads the Lease reads the clock after its Get: a
+// version counts as seen only once the answer is in, and a term counts from a
+// moment before its write. An update names the uid of the object it is based
+// on, so the API server (which would create a missing Lease on an update)
+// never re-creates a deleted Lease through it; only an explicit create does,
+// which the rule above covers.
 //
 // A holder hands the Lease over early only through [Term.Release], which
-// writes an empty holder if, and only if, the record still names this
-// candidate at the version it last read. Release is therefore safe to call
-// late: it never clobbers a newer holder.
+// writes an empty holder (and leaseDurationSeconds 1) if, and only if, the
+// version it just read is still its own, conditionally on that version.
+// Release is therefore safe to call late: it never clobbers a newer holder.
+// A holder whose renewal finds a version that is not its own loses its term
+// at once.
 //
 // Like client-go's leaderelection, this does not protect against a holder
 // that keeps working past its deadline (a process paused for longer than the

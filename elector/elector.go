@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -20,9 +20,15 @@ const JitterFactor = 1.2
 
 // Config describes one candidate.
 type Config struct {
-	// Lock is the Lease this candidate competes for; its Identity names the
-	// candidate. Use resourcelock.LeaseLock.
-	Lock resourcelock.Interface
+	// Client reads and writes the Lease: a clientset's CoordinationV1().
+	Client coordinationv1client.LeasesGetter
+	// Namespace and Name name the coordination.k8s.io/v1 Lease this
+	// candidate competes for.
+	Namespace, Name string
+	// Identity names this candidate in the Lease. It must be unique among
+	// the candidates; two with the same identity never both hold the Lease,
+	// but they take it from each other only as from a silent holder.
+	Identity string
 	// LeaseDuration is how long a candidate waits, after it last saw the
 	// record change, before it takes the Lease from a silent holder. It is
 	// written to the Lease in whole seconds.
@@ -80,21 +86,25 @@ func ValidateTimings(leaseDuration, renewDeadline, retryPeriod time.Duration) er
 // Elector campaigns for one Lease on behalf of one candidate. Its methods may
 // be called from several goroutines; attempts on the Lease are serialised.
 type Elector struct {
-	cfg Config
+	cfg  Config
+	lock leaseLock
 
-	mu           sync.Mutex // serialises every use of cfg.Lock and the observed record
-	observed     resourcelock.LeaderElectionRecord
-	observedRaw  []byte
-	observedTime time.Time
-	created      time.Time // when this candidate last created the Lease
+	mu          sync.Mutex                 // serialises every use of lock and the fields below
+	seen        *coordinationv1.Lease      // the version last seen
+	seenAt      time.Time                  // when this candidate first saw seen's version
+	mine        *coordinationv1.Lease      // the version this candidate last wrote (or found carrying the spec it wrote)
+	unconfirmed []coordinationv1.LeaseSpec // specs of writes whose answer was lost since the last one confirmed
+	created     time.Time                  // when this candidate last created (or tried to create) the Lease
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
 func New(cfg Config) (*Elector, error) {
-	if cfg.Lock == nil {
-		return nil, errors.New("lock must be set")
-	}
-	if cfg.Lock.Identity() == "" {
+	switch {
+	case cfg.Client == nil:
+		return nil, errors.New("client must be set")
+	case cfg.Namespace == "" || cfg.Name == "":
+		return nil, errors.New("lease namespace and name must be set")
+	case cfg.Identity == "":
 		return nil, errors.New("identity must not be empty")
 	}
 	if err := ValidateTimings(cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod); err != nil {
@@ -103,14 +113,14 @@ func New(cfg Config) (*Elector, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Elector{cfg: cfg}, nil
+	return &Elector{cfg: cfg, lock: leaseLock{client: cfg.Client, namespace: cfg.Namespace, name: cfg.Name}}, nil
 }
 
 // Identity is the name this candidate writes into the Lease.
-func (e *Elector) Identity() string { return e.cfg.Lock.Identity() }
+func (e *Elector) Identity() string { return e.cfg.Identity }
 
 // Describe names the Lease as namespace/name.
-func (e *Elector) Describe() string { return e.cfg.Lock.Describe() }
+func (e *Elector) Describe() string { return e.cfg.Namespace + "/" + e.cfg.Name }
 
 // Campaign blocks until this candidate holds the Lease and returns the term
 // it won, or returns ctx's error. The term renews itself until it is lost or
@@ -120,12 +130,12 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 		// Bound each attempt, so that an unreachable API server is reported
 		// (OnAttempt) instead of hiding behind client-go's own retries.
 		attemptCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewDeadline)
-		a, _ := e.tryAcquireOrRenew(attemptCtx) // errors go to OnAttempt
+		a, _ := e.tryAcquireOrRenew(attemptCtx, false) // errors go to OnAttempt
 		cancel()
 		switch {
 		case a.won && e.cfg.Clock.Since(a.at) >= e.cfg.RenewDeadline:
 			// The answer came so late that the term would be lost on arrival.
-			// The record names this candidate: the next attempt renews it.
+			// The record is this candidate's: the next attempt renews it.
 			continue
 		case a.won:
 			term := e.startTerm(a.at)
@@ -190,99 +200,218 @@ type attempt struct {
 }
 
 // tryAcquireOrRenew makes one attempt to take or keep the Lease. The error
-// says why an attempt failed for a reason other than another live holder.
-func (e *Elector) tryAcquireOrRenew(ctx context.Context) (attempt, error) {
+// says why an attempt failed for a reason other than another holder. A holder
+// (renewing) keeps only a record of its own; a standby also takes a free or
+// expired one.
+func (e *Elector) tryAcquireOrRenew(ctx context.Context, renewing bool) (attempt, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	a, err := e.tryLocked(ctx)
+	a, err := e.tryLocked(ctx, renewing)
 	if e.cfg.OnAttempt != nil {
 		e.cfg.OnAttempt(err)
 	}
 	return a, err
 }
 
-func (e *Elector) tryLocked(ctx context.Context) (attempt, error) {
-	old, raw, err := e.cfg.Lock.Get(ctx)
+func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error) {
+	if renewing && e.mine != nil && holderOf(e.mine) == e.Identity() {
+		// The holder renews optimistically, without a Get: an update of the
+		// version it last wrote succeeds only if nobody wrote since.
+		now := e.cfg.Clock.Now()
+		spec := e.renewal(e.mine, now)
+		l, err := e.lock.update(ctx, e.mine, spec)
+		if err == nil {
+			e.wrote(l, now)
+			return attempt{won: true, at: now}, nil
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			e.failedWrite(spec, err)
+			return attempt{at: now}, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+		}
+		// Somebody wrote in between, or deleted the Lease: read it and decide.
+	}
+	cur, err := e.lock.get(ctx)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.
 	now := e.cfg.Clock.Now()
-	record := resourcelock.LeaderElectionRecord{
-		HolderIdentity:       e.Identity(),
-		LeaseDurationSeconds: int(e.cfg.LeaseDuration / time.Second),
-		AcquireTime:          metav1.NewTime(now),
-		RenewTime:            metav1.NewTime(now),
-	}
 	if apierrors.IsNotFound(err) {
-		if err := e.cfg.Lock.Create(ctx, record); err != nil {
-			return attempt{at: now}, fmt.Errorf("create lease %s: %w", e.Describe(), err)
-		}
-		e.observe(record, nil, now)
-		e.created = now
-		return attempt{won: true, at: now}, nil
+		return e.createLocked(ctx, now)
 	}
 	if err != nil {
 		return attempt{at: now}, fmt.Errorf("get lease %s: %w", e.Describe(), err)
 	}
-	if string(raw) != string(e.observedRaw) {
-		e.observe(*old, raw, now)
-	}
-	holder := old.HolderIdentity
-	valid := e.observedTime.Add(time.Duration(old.LeaseDurationSeconds) * time.Second).After(now)
-	if holder != "" && holder != e.Identity() && valid {
+	e.observe(cur, now)
+	var spec coordinationv1.LeaseSpec
+	switch {
+	case e.own(cur):
+		spec = e.renewal(cur, now)
+	case renewing || !e.expired(cur, now):
 		return attempt{at: now}, nil
+	default:
+		spec = e.newSpec(now, transitionsOf(cur)+1)
 	}
-	if holder == e.Identity() {
-		record.AcquireTime = old.AcquireTime
-		record.LeaderTransitions = old.LeaderTransitions
-	} else {
-		record.LeaderTransitions = old.LeaderTransitions + 1
+	return e.updateLocked(ctx, cur, spec, now)
+}
+
+// createLocked creates the missing Lease naming this candidate.
+func (e *Elector) createLocked(ctx context.Context, now time.Time) (attempt, error) {
+	spec := e.newSpec(now, 0)
+	l, err := e.lock.create(ctx, spec)
+	if !apierrors.IsAlreadyExists(err) {
+		// Also when the answer was lost: the Lease may exist, created by this
+		// candidate, and the created-Lease wait must hold for it.
+		e.created = now
 	}
-	if err := e.cfg.Lock.Update(ctx, record); err != nil {
-		return attempt{at: now}, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+	if err != nil {
+		e.failedWrite(spec, err)
+		return attempt{at: now}, fmt.Errorf("create lease %s: %w", e.Describe(), err)
 	}
-	e.observe(record, nil, now)
+	e.wrote(l, now)
 	return attempt{won: true, at: now}, nil
 }
 
-// observe remembers the record last seen and when it was first seen. A nil
-// raw forces the next Get to count as a change, which is harmless for a
-// record this candidate wrote itself.
-func (e *Elector) observe(r resourcelock.LeaderElectionRecord, raw []byte, at time.Time) {
-	e.observed, e.observedRaw, e.observedTime = r, raw, at
+// updateLocked writes spec over the version base, conditionally on its
+// resourceVersion.
+func (e *Elector) updateLocked(ctx context.Context, base *coordinationv1.Lease, spec coordinationv1.LeaseSpec, now time.Time) (attempt, error) {
+	l, err := e.lock.update(ctx, base, spec)
+	if err != nil {
+		e.failedWrite(spec, err)
+		return attempt{at: now}, fmt.Errorf("update lease %s: %w", e.Describe(), err)
+	}
+	e.wrote(l, now)
+	return attempt{won: true, at: now}, nil
 }
 
-// release writes an empty holder if the Lease still names this candidate.
+// newSpec is the record of a term that begins now.
+func (e *Elector) newSpec(now time.Time, transitions int32) coordinationv1.LeaseSpec {
+	return leaseSpec(e.Identity(), int32(e.cfg.LeaseDuration/time.Second), now, now, transitions)
+}
+
+// renewal is the record of this candidate's own version base, renewed now.
+func (e *Elector) renewal(base *coordinationv1.Lease, now time.Time) coordinationv1.LeaseSpec {
+	acquired := now
+	if base.Spec.AcquireTime != nil {
+		acquired = base.Spec.AcquireTime.Time
+	}
+	return leaseSpec(e.Identity(), int32(e.cfg.LeaseDuration/time.Second), acquired, now, transitionsOf(base))
+}
+
+// own reports whether a version of the Lease is this candidate's: it names
+// this candidate and this candidate wrote it, that is, it is the version this
+// candidate last wrote, or a later one whose spec is exactly the spec it wrote
+// (only metadata such as labels changed), or one carrying the spec of a write
+// of this candidate whose answer was lost. Another candidate configured with
+// the same identity, or a holder set by hand to this candidate's name, is
+// therefore a foreign holder.
+func (e *Elector) own(l *coordinationv1.Lease) bool {
+	if holderOf(l) != e.Identity() {
+		return false
+	}
+	if e.mine != nil && holderOf(e.mine) == e.Identity() &&
+		(l.UID == e.mine.UID && l.ResourceVersion == e.mine.ResourceVersion || sameSpec(l.Spec, e.mine.Spec)) {
+		return true
+	}
+	for _, spec := range e.unconfirmed {
+		if sameSpec(l.Spec, spec) {
+			return true
+		}
+	}
+	return false
+}
+
+// expired reports whether a version that is not this candidate's may be
+// taken: at once when it looks released (no holder and a duration of at most
+// a second, as this package's release and client-go's ReleaseOnCancel write),
+// otherwise only once this candidate has seen that version unchanged for the
+// longer of the record's lease duration and its own, on its own clock.
+func (e *Elector) expired(l *coordinationv1.Lease, now time.Time) bool {
+	if holderOf(l) == "" && durationSecondsOf(l) <= 1 {
+		return true
+	}
+	wait := max(time.Duration(durationSecondsOf(l))*time.Second, e.cfg.LeaseDuration)
+	return now.Sub(e.seenAt) >= wait
+}
+
+// observe remembers the version last seen and, when its resourceVersion (or
+// the object itself) changed, the moment it was first seen. Versions are
+// compared, never the records: two writes within one second are two changes.
+func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
+	if e.seen == nil || e.seen.UID != l.UID || e.seen.ResourceVersion != l.ResourceVersion {
+		e.seenAt = now
+	}
+	e.seen = l
+	if e.mine != nil && l.UID == e.mine.UID && l.ResourceVersion == e.mine.ResourceVersion {
+		return
+	}
+	// A newer version: adopt it as this candidate's own if it carries a spec
+	// this candidate wrote (metadata edited, or the answer to the write lost).
+	if e.own(l) {
+		e.mine = l
+	}
+	e.unconfirmed = nil
+}
+
+// wrote records a version this candidate wrote.
+func (e *Elector) wrote(l *coordinationv1.Lease, now time.Time) {
+	e.mine, e.seen, e.seenAt, e.unconfirmed = l, l, now, nil
+}
+
+// failedWrite remembers the spec of a write whose outcome is unknown (no
+// answer from the API server), so that the version it may have made is
+// recognised as this candidate's. A write the API server refused is not.
+func (e *Elector) failedWrite(spec coordinationv1.LeaseSpec, err error) {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return
+	}
+	if len(e.unconfirmed) == maxUnconfirmed {
+		e.unconfirmed = e.unconfirmed[1:]
+	}
+	e.unconfirmed = append(e.unconfirmed, spec)
+}
+
+// maxUnconfirmed bounds the writes with a lost answer that are remembered.
+const maxUnconfirmed = 8
+
+// release writes an empty holder if the Lease is still this candidate's.
 // It reports whether it released.
 func (e *Elector) release(ctx context.Context) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	old, _, err := e.cfg.Lock.Get(ctx)
+	cur, err := e.lock.get(ctx)
+	now := e.cfg.Clock.Now()
 	if err != nil {
 		return false, fmt.Errorf("get lease %s: %w", e.Describe(), err)
 	}
-	if old.HolderIdentity != e.Identity() {
+	e.observe(cur, now)
+	if !e.own(cur) {
 		return false, nil
 	}
-	now := metav1.NewTime(e.cfg.Clock.Now())
-	record := resourcelock.LeaderElectionRecord{
-		LeaderTransitions:    old.LeaderTransitions,
-		LeaseDurationSeconds: 1,
-		AcquireTime:          now,
-		RenewTime:            now,
-	}
-	// The lock carries the resourceVersion Get just read: a holder that wrote
-	// in between makes this Update fail with a conflict instead of being
-	// overwritten.
-	if err := e.cfg.Lock.Update(ctx, record); err != nil {
+	// The same record as client-go's ReleaseOnCancel. The update carries the
+	// resourceVersion Get just read: a holder that wrote in between makes it
+	// fail with a conflict instead of being overwritten.
+	spec := leaseSpec("", 1, now, now, transitionsOf(cur))
+	l, err := e.lock.update(ctx, cur, spec)
+	if err != nil {
 		return false, fmt.Errorf("release lease %s: %w", e.Describe(), err)
 	}
-	e.observe(record, nil, now.Time)
+	e.wrote(l, now)
 	return true, nil
 }
 
-// holder is the identity last seen in the Lease.
-func (e *Elector) holder() string {
+// foreign describes the version last seen, which is not this candidate's.
+func (e *Elector) foreign() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.observed.HolderIdentity
+	if e.seen == nil {
+		return fmt.Sprintf("lease %s was written by another writer", e.Describe())
+	}
+	switch h := holderOf(e.seen); h {
+	case "":
+		return fmt.Sprintf("lease %s was released by another writer", e.Describe())
+	case e.Identity():
+		return fmt.Sprintf("lease %s names this candidate (%q) in a version it did not write", e.Describe(), h)
+	default:
+		return fmt.Sprintf("lease %s is held by %q", e.Describe(), h)
+	}
 }

@@ -28,11 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func newElector(t *testing.T, cs *fake.Clientset, id string, mutate ...func(*Config)) *Elector {
 	t.Helper()
 	cfg := Config{
-		Lock: &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
-			Client:     cs.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-		},
+		Client: cs.CoordinationV1(), Namespace: "ns", Name: "lease", Identity: id,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 	}
 	for _, m := range mutate {
@@ -83,14 +79,14 @@ func TestValidateTimings(t *testing.T) {
 		}
 	}
 	_, err := New(Config{})
-	assert.EqualError(t, err, "lock must be set")
+	assert.EqualError(t, err, "client must be set")
 }
 
 // A standby takes a Lease held by a silent holder only after it has watched
 // the record unchanged for lease_duration on its own (injected) clock.
 func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
-	cs := fake.NewClientset(&coordinationv1.Lease{
+	cs := newClientset(&coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
 		Spec: coordinationv1.LeaseSpec{
 			HolderIdentity: ptr.To("old"), LeaseDurationSeconds: ptr.To[int32](15),
@@ -132,7 +128,7 @@ func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 // one deleted under a live holder: it creates it only after lease_duration.
 func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		e := newElector(t, cs, "a")
 		start := time.Now()
 		term, err := e.Campaign(context.Background())
@@ -152,7 +148,7 @@ func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 
 func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var mu sync.Mutex
 		var attempts []error
 		e := newElector(t, cs, "a", func(c *Config) {
@@ -189,7 +185,7 @@ func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 
 func TestAnotherHolderEndsTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		e := newElector(t, cs, "a")
 		term, err := e.Campaign(context.Background())
 		require.NoError(t, err)
@@ -208,7 +204,7 @@ func TestAnotherHolderEndsTheTerm(t *testing.T) {
 
 func TestReleaseHandsOverAndLosesToAConcurrentWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		var conflict atomic.Bool
 		cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if conflict.Load() {
@@ -246,7 +242,7 @@ func TestReleaseHandsOverAndLosesToAConcurrentWriter(t *testing.T) {
 
 func TestCampaignReturnsWhenCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		holder := newElector(t, cs, "a")
 		term, err := holder.Campaign(context.Background())
 		require.NoError(t, err)
@@ -264,7 +260,7 @@ func TestCampaignReturnsWhenCancelled(t *testing.T) {
 func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 	for seed := range 10 {
 		synctest.Test(t, func(t *testing.T) {
-			cs := fake.NewClientset()
+			cs := newClientset()
 			a, b := newElector(t, cs, "a"), newElector(t, cs, "b")
 			termA, err := a.Campaign(context.Background())
 			require.NoError(t, err)
@@ -307,14 +303,14 @@ func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 // holder has given up (renew_deadline) before it creates the Lease.
 func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		var cut atomic.Bool
-		holderCS := fake.NewClientset()
+		holderCS := newClientset()
 		holderCS.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 			if cut.Load() {
 				return true, nil, errors.New("connection refused")
 			}
-			return k8stesting.ObjectReaction(cs.Tracker())(a)
+			return versioned(cs.Tracker())(a)
 		})
 		a, b := newElector(t, holderCS, "a"), newElector(t, cs, "b")
 		termA, err := a.Campaign(context.Background())
@@ -343,7 +339,7 @@ func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 // the answer came in, not from when the attempt began.
 func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var slow atomic.Bool
 		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if slow.Swap(false) {
@@ -362,5 +358,451 @@ func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 		time.Sleep(30 * time.Second) // fake time: many renewals
 		assert.Nil(t, term.Err(), "the term was lost although every renewal succeeded")
 		term.Abandon()
+	})
+}
+
+// heldLease is a Lease written by another candidate, x, just now.
+func heldLease(durationSeconds int32) *coordinationv1.Lease {
+	const holder = "x"
+	now := metav1.NowMicro()
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(durationSeconds),
+			AcquireTime: &now, RenewTime: &now, LeaseTransitions: ptr.To[int32](3),
+		},
+	}
+}
+
+// editLease changes the Lease as another writer would, conditionally on the
+// version it read.
+func editLease(t *testing.T, cs *fake.Clientset, edit func(*coordinationv1.Lease)) *coordinationv1.Lease {
+	t.Helper()
+	l := getLease(t, cs)
+	edit(l)
+	l, err := cs.CoordinationV1().Leases("ns").Update(context.Background(), l, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	return l
+}
+
+// try makes one attempt of a standby and reports whether it won.
+func try(t *testing.T, e *Elector) bool {
+	t.Helper()
+	a, err := e.tryAcquireOrRenew(context.Background(), false)
+	require.NoError(t, err)
+	return a.won
+}
+
+// sleepUntil sleeps (fake time) until d after start.
+func sleepUntil(start time.Time, d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+
+// clientGoLock is client-go's own lock for candidate cg.
+func clientGoLock(cs *fake.Clientset) *resourcelock.LeaseLock {
+	const id = "cg"
+	return &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+}
+
+// Rule 1: a record written by a client-go candidate is a foreign holder,
+// taken after lease_duration; client-go reads the take-over as a transition.
+func TestClientGoHolderIsTakenOverLikeAnyOther(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset()
+		now := metav1.Now()
+		require.NoError(t, clientGoLock(cs).Create(context.Background(), resourcelock.LeaderElectionRecord{
+			HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now, LeaderTransitions: 2,
+		}))
+		a := newElector(t, cs, "a")
+		start := time.Now()
+		require.False(t, try(t, a))
+		sleepUntil(start, 15*time.Second-time.Millisecond)
+		require.False(t, try(t, a))
+		sleepUntil(start, 15*time.Second)
+		require.True(t, try(t, a))
+		record, _, err := clientGoLock(cs).Get(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "a", record.HolderIdentity)
+		assert.Equal(t, 3, record.LeaderTransitions)
+	})
+}
+
+// Rule 2: two writes within one wall-clock second are two changes. With a
+// sub-second retry_period, a standby that compared records in whole seconds
+// would measure the expiry from the first write.
+func TestTwoWritesWithinOneSecondAreTwoChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		require.Zero(t, start.Nanosecond(), "the bubble's clock starts on a whole second")
+		cs := newClientset(heldLease(4))
+		b := newElector(t, cs, "b", func(c *Config) {
+			c.LeaseDuration, c.RenewDeadline, c.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+		})
+		sleepUntil(start, 100*time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 600*time.Millisecond)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()} })
+		sleepUntil(start, 700*time.Millisecond)
+		require.False(t, try(t, b)) // the renewal at 0.6s, seen at 0.7s
+		sleepUntil(start, 4100*time.Millisecond)
+		require.False(t, try(t, b), "taken 4s after the first write was seen")
+		sleepUntil(start, 4700*time.Millisecond-time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 4700*time.Millisecond)
+		require.True(t, try(t, b), "4s after the second write was seen")
+	})
+}
+
+// Rule 3: a label or annotation edit of the holder's Lease (kubectl
+// annotate) makes a new version with the spec it wrote: its term goes on.
+func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		time.Sleep(29 * time.Second) // fake time: many renewals, the last at 30s
+		synctest.Wait()              // the renewal due now has been written
+		assert.Nil(t, term.Err())
+		l := getLease(t, cs)
+		assert.Equal(t, "a", *l.Spec.HolderIdentity)
+		assert.Equal(t, time.Now(), l.Spec.RenewTime.Time, "renewed just now")
+		assert.Equal(t, "x", l.Annotations["note"], "renewals keep the metadata")
+		term.Abandon()
+	})
+}
+
+// Rule 3: a holder set by hand to a standby's name is foreign to both: the
+// holder loses its term at its next renewal, and the standby waits
+// lease_duration from when it first saw that version, as for any holder.
+func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		termA, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		b := newElector(t, cs, "b")
+		sleepUntil(start, 3*time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.HolderIdentity = ptr.To("b") })
+		sleepUntil(start, 3500*time.Millisecond)
+		require.False(t, try(t, b), "b did not write this record")
+		<-termA.Lost()
+		assert.Equal(t, 4*time.Second, time.Since(start), "lost at a's next renewal")
+		assert.EqualError(t, termA.Err(), `lease ns/lease is held by "b"`)
+		sleepUntil(start, 18500*time.Millisecond-time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 18500*time.Millisecond)
+		require.True(t, try(t, b), "lease_duration after b first saw the version")
+		termA.Abandon()
+	})
+}
+
+// Rule 3: two candidates configured with the same identity never both hold
+// a term: each sees the other's record as a foreign holder.
+func TestSameIdentityOnTwoCandidatesNeverGivesTwoTerms(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a1, a2 := newElector(t, cs, "a"), newElector(t, cs, "a")
+		term1, err := a1.Campaign(context.Background())
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		won2 := make(chan *Term, 1)
+		go func() {
+			if term, err := a2.Campaign(ctx); err == nil {
+				won2 <- term
+			}
+		}()
+		time.Sleep(time.Minute) // fake time: a1 renews, a2 retries
+		synctest.Wait()
+		require.Empty(t, won2, "a2 took a record a1 keeps renewing")
+		require.Nil(t, term1.Err())
+		term1.Abandon() // a1 goes silent: its record stays
+		lastRenewal := getLease(t, cs).Spec.RenewTime.Time
+		term2 := <-won2
+		assert.GreaterOrEqual(t, time.Since(lastRenewal), 15*time.Second)
+		// a1 comes back: a2's record names it, but a1 did not write it.
+		require.False(t, try(t, a1))
+		time.Sleep(5 * time.Second)
+		assert.Nil(t, term2.Err(), "a1 did not disturb a2's term")
+		term2.Abandon()
+	})
+}
+
+// Rule 4: a foreign holder is waited out for the candidate's own
+// lease_duration even when the record names a shorter one.
+func TestForeignHolderWithAShorterDurationWaitsOwnLeaseDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(5))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		sleepUntil(start, 15*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "taken after the record's 5s")
+		sleepUntil(start, 15*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 4: ... and for the record's duration when it is longer.
+func TestForeignHolderWithALongerDurationWaitsItsDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(30))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		sleepUntil(start, 30*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "taken after its own 15s")
+		sleepUntil(start, 30*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 4: the wait counts on the candidate's own clock from when it first
+// saw the version: a new version restarts it; failed reads in between do not.
+func TestForeignWaitCountsFromFirstSeeingTheVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b)) // v1 seen at 0
+		sleepUntil(start, 10*time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()} })
+		sleepUntil(start, 12*time.Second)
+		require.False(t, try(t, b)) // v2 seen at 12s
+		sleepUntil(start, 20*time.Second)
+		require.False(t, try(t, b))
+		sleepUntil(start, 27*time.Second-time.Millisecond)
+		require.False(t, try(t, b), "counted from the write, or from v1")
+		sleepUntil(start, 27*time.Second)
+		require.True(t, try(t, b))
+	})
+}
+
+// Rule 5: a Lease with no holder and a duration of at most a second, as our
+// release and client-go's ReleaseOnCancel write it, is free at once.
+func TestReleasedLeaseIsFreeAtOnce(t *testing.T) {
+	for _, seconds := range []int{0, 1} {
+		synctest.Test(t, func(t *testing.T) {
+			cs := newClientset()
+			cg := clientGoLock(cs)
+			now := metav1.Now()
+			require.NoError(t, cg.Create(context.Background(), resourcelock.LeaderElectionRecord{
+				HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now,
+			}))
+			// client-go's ReleaseOnCancel
+			require.NoError(t, cg.Update(context.Background(), resourcelock.LeaderElectionRecord{
+				LeaseDurationSeconds: seconds, AcquireTime: now, RenewTime: now, LeaderTransitions: 4,
+			}))
+			b := newElector(t, cs, "b")
+			require.True(t, try(t, b), "leaseDurationSeconds %d", seconds)
+			assert.Equal(t, int32(5), *getLease(t, cs).Spec.LeaseTransitions)
+		})
+	}
+}
+
+// Rule 5: a holder emptied by hand, its duration left as it was, is waited
+// out like a foreign holder (also when the field is removed).
+func TestHolderEmptiedByHandIsWaitedOut(t *testing.T) {
+	for _, holder := range []*string{ptr.To(""), nil} {
+		synctest.Test(t, func(t *testing.T) {
+			l := heldLease(15)
+			l.Spec.HolderIdentity = holder
+			cs := newClientset(l)
+			b := newElector(t, cs, "b")
+			start := time.Now()
+			require.False(t, try(t, b))
+			sleepUntil(start, 15*time.Second-time.Millisecond)
+			require.False(t, try(t, b))
+			sleepUntil(start, 15*time.Second)
+			require.True(t, try(t, b))
+		})
+	}
+}
+
+func verbs(cs *fake.Clientset) []string {
+	var v []string
+	for _, a := range cs.Actions() {
+		v = append(v, a.GetVerb())
+	}
+	return v
+}
+
+// Rule 6: the leader renews with one Update of the version it last wrote,
+// every retry period, and no Get.
+func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		cs.ClearActions()
+		time.Sleep(10 * time.Second)
+		synctest.Wait() // the renewal due now has been written
+		assert.Equal(t, []string{"update", "update", "update", "update", "update"}, verbs(cs), "at 2, 4, 6, 8 and 10s")
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		assert.Nil(t, term.Err())
+		term.Abandon()
+	})
+}
+
+// Rule 6: a renewal that conflicts reads the Lease; a version written by
+// another candidate (here client-go's) ends the term at once, and the holder
+// writes nothing over it.
+func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, 3*time.Second)
+		cg := clientGoLock(cs)
+		_, _, err = cg.Get(context.Background())
+		require.NoError(t, err)
+		now := metav1.Now()
+		require.NoError(t, cg.Update(context.Background(), resourcelock.LeaderElectionRecord{
+			HolderIdentity: "cg", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now, LeaderTransitions: 2,
+		}))
+		cs.ClearActions()
+		<-term.Lost()
+		assert.Equal(t, 4*time.Second, time.Since(start), "at the first renewal after the write")
+		assert.EqualError(t, term.Err(), `lease ns/lease is held by "cg"`)
+		term.Abandon()
+		assert.Equal(t, []string{"update", "get"}, verbs(cs))
+		assert.Equal(t, "cg", *getLease(t, cs).Spec.HolderIdentity)
+	})
+}
+
+// Rule 6: a renewal that conflicts with a version carrying the spec the
+// holder wrote (an annotation added) renews that version and goes on
+// optimistically from it.
+func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, time.Second)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "update", "update"}, verbs(cs), "at 2s: conflict, read, renew; at 4s: renew")
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		term.Abandon()
+	})
+}
+
+// Rule 6: a holder that finds its own Lease deleted re-creates it at its
+// next renewal and keeps its term (the update of the deleted version is
+// refused: it names the old uid).
+func TestHolderRecreatesItsDeletedLeaseAndKeepsItsTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, 3*time.Second)
+		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "create"}, verbs(cs))
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now().Add(15*time.Second-150*time.Millisecond), term.Deadline(), "the re-creation renewed the term")
+		l := getLease(t, cs)
+		assert.Equal(t, "a", *l.Spec.HolderIdentity)
+		sleepUntil(start, 20*time.Second)
+		synctest.Wait()
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time, "renewing the re-created Lease")
+		term.Abandon()
+	})
+}
+
+// loseAnswer applies the next write of verb but answers it with a transport
+// error, as when the connection breaks after the API server wrote.
+func loseAnswer(cs *fake.Clientset, verb string) *atomic.Bool {
+	var lose atomic.Bool
+	cs.PrependReactor(verb, "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if !lose.Swap(false) {
+			return false, nil, nil
+		}
+		_, _, err := versioned(cs.Tracker())(a)
+		if err != nil {
+			panic(err)
+		}
+		return true, nil, errors.New("connection reset by peer")
+	})
+	return &lose
+}
+
+// Rule 3: a renewal applied whose answer was lost made a version with the
+// spec this candidate wrote: the next renewal conflicts, reads it, finds it
+// its own and renews it.
+func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		lose := loseAnswer(cs, "update")
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		lose.Store(true)
+		sleepUntil(start, 3*time.Second) // the renewal at 2s was written, its answer lost
+		require.Equal(t, start.Add(2*time.Second), getLease(t, cs).Spec.RenewTime.Time)
+		cs.ClearActions()
+		sleepUntil(start, 4*time.Second)
+		synctest.Wait()
+		assert.Equal(t, []string{"update", "get", "update"}, verbs(cs))
+		assert.Nil(t, term.Err())
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
+		term.Abandon()
+	})
+}
+
+// A create applied whose answer was lost: the candidate finds the Lease it
+// created and wins it by renewing, but still waits lease_duration after the
+// creation before Campaign returns.
+func TestCreateWithALostAnswerStillWaitsOutADeletedHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset()
+		loseAnswer(cs, "create").Store(true)
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, 15*time.Second, time.Since(start))
+		assert.Equal(t, start, getLease(t, cs).Spec.AcquireTime.Time, "the Lease it created")
+		term.Abandon()
+	})
+}
+
+// Rule 3 for Release: an annotation edit leaves the version the holder's own,
+// so it releases; a record rewritten by someone else under its name (here a
+// new acquireTime) is not its own, so it writes nothing.
+func TestReleaseOnlyReleasesItsOwnVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a := newElector(t, cs, "a")
+		term, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Annotations = map[string]string{"note": "x"} })
+		released, err := term.Release(context.Background())
+		require.NoError(t, err)
+		assert.True(t, released)
+		assert.Empty(t, *getLease(t, cs).Spec.HolderIdentity)
+		assert.Equal(t, int32(1), *getLease(t, cs).Spec.LeaseDurationSeconds)
+
+		time.Sleep(time.Second)
+		term, err = a.Campaign(context.Background())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		edited := editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()} })
+		released, err = term.Release(context.Background())
+		require.NoError(t, err)
+		assert.False(t, released, "a version a did not write")
+		assert.Equal(t, edited.ResourceVersion, getLease(t, cs).ResourceVersion, "nothing written")
 	})
 }

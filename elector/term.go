@@ -3,7 +3,6 @@ package elector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -44,7 +43,7 @@ func (e *Elector) startTerm(acquired time.Time) *Term {
 }
 
 // Lost is closed when the term ended by itself: the holder could not renew
-// within renew_deadline, or found another holder in the Lease. It is closed
+// within renew_deadline, or found a version of the Lease it did not write. It is closed
 // at renew_deadline after the last successful renewal at the latest, even
 // when an attempt on the API server hangs. From then on the caller has until
 // [Term.Deadline] to stop what the Lease guards.
@@ -80,8 +79,9 @@ func (t *Term) Abandon() {
 	<-t.done
 }
 
-// Release stops renewing and then hands the Lease over if it still names
-// this candidate at the version last read (see the package doc). It reports
+// Release stops renewing and then hands the Lease over if the version it
+// reads is still this candidate's own, conditionally on that version (see the
+// package doc). It reports
 // whether it released. Safe to call more than once and after the term was
 // lost.
 func (t *Term) Release(ctx context.Context) (bool, error) {
@@ -136,7 +136,7 @@ func (t *Term) renew() {
 		case t.ctx.Err() != nil:
 			return
 		case err == nil:
-			t.lose(fmt.Errorf("lease %s is held by %q", t.e.Describe(), t.e.holder()))
+			t.lose(errors.New(t.e.foreign()))
 			return
 		}
 	}
@@ -155,7 +155,7 @@ func (t *Term) attempt(remaining time.Duration) (a attempt, finished bool, err e
 	}
 	res := make(chan result, 1)
 	go func() {
-		a, err := t.e.tryAcquireOrRenew(ctx)
+		a, err := t.e.tryAcquireOrRenew(ctx, true)
 		res <- result{a, err}
 	}()
 	timeout := t.e.cfg.Clock.NewTimer(remaining)

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -20,7 +19,7 @@ import (
 // renew_deadline after the last successful renewal.
 func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var hang atomic.Bool
 		cs.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if hang.Load() {
@@ -47,13 +46,13 @@ func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
 // loop does not sleep a retry period past its renew deadline.
 func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var failing atomic.Bool
 		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 			if failing.Load() {
 				return true, nil, errors.New("connection refused")
 			}
-			_, obj, err := k8stesting.ObjectReaction(cs.Tracker())(a)
+			_, obj, err := versioned(cs.Tracker())(a)
 			time.Sleep(9 * time.Second) // fake time: applied, answered late
 			failing.Store(true)         // and cut off from then on
 			return true, obj, err
@@ -73,12 +72,12 @@ func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
 // to the winning write comes after renew_deadline, it renews first.
 func TestCampaignNeverReturnsALostTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset(freeLease())
+		cs := newClientset(freeLease())
 		var lateAnswer atomic.Int64
 		lateAnswer.Store(int64(12 * time.Second))
 		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
 			if d := lateAnswer.Swap(0); d > 0 {
-				_, obj, err := k8stesting.ObjectReaction(cs.Tracker())(a)
+				_, obj, err := versioned(cs.Tracker())(a)
 				time.Sleep(time.Duration(d)) // fake time
 				return true, obj, err
 			}
@@ -98,7 +97,7 @@ func TestCampaignNeverReturnsALostTerm(t *testing.T) {
 // waits until lease_duration after the creation.
 func TestRecreatedLeaseWaitSurvivesALoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := fake.NewClientset()
+		cs := newClientset()
 		var failing atomic.Bool
 		cs.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if failing.Load() {

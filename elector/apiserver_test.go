@@ -1,0 +1,78 @@
+package elector
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// resourceVersions numbers every write of every fake API server, as etcd
+// numbers the writes of a real one.
+var resourceVersions atomic.Int64
+
+// versionMu makes checking a resourceVersion and writing one step.
+var versionMu sync.Mutex
+
+// newClientset is a fake API server that, like a real one, stamps a new
+// resourceVersion on every write of a Lease (and a uid on every creation),
+// rejects an update whose resourceVersion is not the current one with a
+// conflict, and creates a missing Lease on an update, unless the update
+// names a uid (a precondition no missing object meets).
+func newClientset(objs ...runtime.Object) *fake.Clientset {
+	for _, o := range objs {
+		if l, ok := o.(*coordinationv1.Lease); ok && l.ResourceVersion == "" {
+			l.ResourceVersion = strconv.FormatInt(resourceVersions.Add(1), 10)
+			l.UID = types.UID("uid-" + l.ResourceVersion)
+		}
+	}
+	cs := fake.NewClientset(objs...)
+	cs.PrependReactor("*", "leases", versioned(cs.Tracker()))
+	return cs
+}
+
+// versioned applies an action to tracker with the optimistic concurrency of
+// a real API server.
+func versioned(tracker k8stesting.ObjectTracker) k8stesting.ReactionFunc {
+	return func(a k8stesting.Action) (bool, runtime.Object, error) {
+		versionMu.Lock()
+		defer versionMu.Unlock()
+		write, ok := a.(interface{ GetObject() runtime.Object })
+		if ok && (a.GetVerb() == "create" || a.GetVerb() == "update") {
+			l := write.GetObject().(*coordinationv1.Lease)
+			gr := a.GetResource().GroupResource()
+			creating := a.GetVerb() == "create"
+			if a.GetVerb() == "update" {
+				cur, err := tracker.Get(a.GetResource(), l.Namespace, l.Name)
+				switch {
+				case apierrors.IsNotFound(err) && l.UID != "":
+					return true, nil, apierrors.NewConflict(gr, l.Name, errors.New("Precondition failed: UID in precondition: "+string(l.UID)+", UID in object meta: "))
+				case apierrors.IsNotFound(err):
+					creating = true
+				case err != nil:
+					return true, nil, err
+				case l.ResourceVersion != cur.(*coordinationv1.Lease).ResourceVersion:
+					return true, nil, apierrors.NewConflict(gr, l.Name,
+						errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+				}
+			}
+			l.ResourceVersion = strconv.FormatInt(resourceVersions.Add(1), 10)
+			if creating {
+				l.UID = types.UID("uid-" + l.ResourceVersion)
+				if err := tracker.Create(a.GetResource(), l, l.Namespace); err != nil {
+					return true, nil, err
+				}
+				obj, err := tracker.Get(a.GetResource(), l.Namespace, l.Name)
+				return true, obj, err
+			}
+		}
+		return k8stesting.ObjectReaction(tracker)(a)
+	}
+}
