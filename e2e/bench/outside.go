@@ -11,7 +11,7 @@ import (
 // receiver made the requests.
 const AuditReceiver = "api (audit log)"
 
-// OutsideOverlap is P3 measured from outside the collectors, the same way
+// OutsideOverlap is the overlap (P3) measured from outside the collectors, the same way
 // for both distributions: users maps each replica to the API server user
 // of its ServiceAccount, exports each replica to the read times of the
 // batches it exported. A replica's activity is its requests other than

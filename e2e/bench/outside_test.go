@@ -50,10 +50,10 @@ func TestOutsideOverlap(t *testing.T) {
 		{Impl: "peer", Replicas: 3, AuditOverlap: &o},
 	}}
 	r.Build()
-	require.NotNil(t, r.P3.AuditPeer)
-	assert.InDelta(t, 4, r.P3.AuditPeer.Seconds, 1e-9)
-	assert.Equal(t, 2, r.P3.AuditPeer.ExportWindows)
-	assert.Zero(t, r.P3.AuditOurs.Seconds)
+	require.NotNil(t, r.Overlap.AuditPeer)
+	assert.InDelta(t, 4, r.Overlap.AuditPeer.Seconds, 1e-9)
+	assert.Equal(t, 2, r.Overlap.AuditPeer.ExportWindows)
+	assert.Zero(t, r.Overlap.AuditOurs.Seconds)
 	var out bytes.Buffer
 	require.NoError(t, r.PrintTable(&out))
 	assert.Contains(t, out.String(), "peer, audit log")

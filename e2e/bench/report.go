@@ -11,24 +11,26 @@ import (
 	"time"
 )
 
-// Settings are what a run was asked to do.
+// Settings are what a run was asked to do. The JSON names follow
+// cmd/bench's flags (--p1-trials, ...), which docs/performance.md lists
+// under the report's figure labels P1..P6.
 type Settings struct {
-	Quick      bool     `json:"quick"`
-	Impls      []string `json:"impls"`
-	Collector  string   `json:"collector"`
-	Peer       string   `json:"peer,omitempty"`
-	Timings    string   `json:"timings"`
-	Replicas   int      `json:"replicas"` // P1, P2, P5
-	P1Trials   int      `json:"p1_trials"`
-	P2Trials   int      `json:"p2_trials"`
-	P6Replicas []int    `json:"p6_replicas"`
-	P6Trials   int      `json:"p6_trials"`
-	P5Warmup   string   `json:"p5_warmup"`
-	P5Samples  int      `json:"p5_samples"`
-	Jitter     string   `json:"jitter"`
-	Workload   string   `json:"workload"`
-	Binaries   []Binary `json:"binaries"`
-	Source     string   `json:"source,omitempty"` // git describe of the checkout, if any
+	Quick               bool     `json:"quick"`
+	Impls               []string `json:"impls"`
+	Collector           string   `json:"collector"`
+	Peer                string   `json:"peer,omitempty"`
+	Timings             string   `json:"timings"`
+	Replicas            int      `json:"replicas"` // of the graceful, crash and resource runs (P1, P2, P5)
+	GracefulTrials      int      `json:"p1_trials"`
+	CrashTrials         int      `json:"p2_trials"`
+	CrashReplicaCounts  []int    `json:"p6_replicas"` // crash failover at other replica counts
+	CrashTrialsPerCount int      `json:"p6_trials"`   // at each of CrashReplicaCounts
+	ResourceWarmup      string   `json:"p5_warmup"`
+	ResourceSamples     int      `json:"p5_samples"`
+	Jitter              string   `json:"jitter"`
+	Workload            string   `json:"workload"`
+	Binaries            []Binary `json:"binaries"`
+	Source              string   `json:"source,omitempty"` // git describe of the checkout, if any
 }
 
 // Binary is a collector binary as measured: the harness runs a copy taken
@@ -51,7 +53,8 @@ type Figure struct {
 	Ratio *Ratio   `json:"ratio_ours_over_peer,omitempty"`
 }
 
-// OverlapFigure is P3.
+// OverlapFigure is the time two or more replicas' groups ran at once, over
+// all configurations, per distribution (the report's P3).
 type OverlapFigure struct {
 	Ours         *Overlap `json:"ours,omitempty"`
 	Peer         *Overlap `json:"peer,omitempty"`
@@ -69,13 +72,13 @@ type Report struct {
 	Machine   Machine               `json:"machine"`
 	Settings  Settings              `json:"settings"`
 	Figures   []Figure              `json:"figures"`
-	P3        OverlapFigure         `json:"p3_overlap"`
+	Overlap   OverlapFigure         `json:"p3_overlap"`
 	Resources map[string]*Resources `json:"p5_resources,omitempty"`
 	Configs   []ConfigResult        `json:"configs"`
 	Errors    []string              `json:"errors,omitempty"`
 }
 
-// Build fills Figures, P3 and Resources from Configs.
+// Build fills Figures, Overlap and Resources from Configs.
 func (r *Report) Build() {
 	r.Figures = nil
 	r.Resources = map[string]*Resources{}
@@ -109,8 +112,8 @@ func (r *Report) Build() {
 		r.Figures = append(r.Figures, f)
 	}
 	n := r.Settings.Replicas
-	pair("P1", fmt.Sprintf("P1 graceful handover gap, SIGTERM (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.P1Summary }, n)
-	pair("P2", fmt.Sprintf("P2 crash failover, SIGKILL (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.P2Summary }, n)
+	pair("P1", fmt.Sprintf("P1 graceful handover gap, SIGTERM (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.GracefulGap }, n)
+	pair("P2", fmt.Sprintf("P2 crash failover, SIGKILL (N=%d)", n), "s", func(c *ConfigResult) *Summary { return &c.CrashGap }, n)
 
 	res := func(get func(*Resources) *Summary) func(*ConfigResult) *Summary {
 		return func(c *ConfigResult) *Summary {
@@ -133,7 +136,7 @@ func (r *Report) Build() {
 
 	ns := map[int]bool{}
 	for _, c := range r.Configs {
-		if c.P2Summary.N > 0 {
+		if c.CrashGap.N > 0 {
 			ns[c.Replicas] = true
 		}
 	}
@@ -143,23 +146,23 @@ func (r *Report) Build() {
 	}
 	sort.Ints(sorted)
 	for _, k := range sorted {
-		pair("P6", fmt.Sprintf("P6 crash failover, SIGKILL (N=%d)", k), "s", func(c *ConfigResult) *Summary { return &c.P2Summary }, k)
+		pair("P6", fmt.Sprintf("P6 crash failover, SIGKILL (N=%d)", k), "s", func(c *ConfigResult) *Summary { return &c.CrashGap }, k)
 	}
 
-	r.P3 = OverlapFigure{}
+	r.Overlap = OverlapFigure{}
 	for _, c := range r.Configs {
-		o := &r.P3.Ours
+		o := &r.Overlap.Ours
 		if c.Impl == "peer" {
-			o = &r.P3.Peer
+			o = &r.Overlap.Peer
 		}
 		if *o == nil {
 			*o = &Overlap{ByReceiver: map[string]float64{}}
 		}
 		(*o).Add(c.Overlap)
 		if c.AuditOverlap != nil {
-			a := &r.P3.AuditOurs
+			a := &r.Overlap.AuditOurs
 			if c.Impl == "peer" {
-				a = &r.P3.AuditPeer
+				a = &r.Overlap.AuditPeer
 			}
 			if *a == nil {
 				*a = &Overlap{ByReceiver: map[string]float64{}}
@@ -173,9 +176,9 @@ func (r *Report) Build() {
 			r.Errors = appendUnique(r.Errors, fmt.Sprintf("%s N=%d: %s", c.Impl, c.Replicas, c.Error))
 		}
 	}
-	if r.P3.Ours != nil && r.P3.Peer != nil && r.P3.Peer.Seconds > 0 {
-		v := r.P3.Ours.Seconds / r.P3.Peer.Seconds
-		r.P3.RatioSeconds = &v
+	if r.Overlap.Ours != nil && r.Overlap.Peer != nil && r.Overlap.Peer.Seconds > 0 {
+		v := r.Overlap.Ours.Seconds / r.Overlap.Peer.Seconds
+		r.Overlap.RatioSeconds = &v
 	}
 }
 
@@ -260,13 +263,13 @@ func (r *Report) overlapRows() [][]string {
 		out = append(out, []string{"", name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
 			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})
 	}
-	row("ours", r.P3.Ours, false)
-	row("peer", r.P3.Peer, false)
-	if r.P3.Ours != nil && r.P3.Peer != nil {
-		out = append(out, []string{"", "ours/peer", fmtRatio(r.P3.RatioSeconds), "", "", "", ""})
+	row("ours", r.Overlap.Ours, false)
+	row("peer", r.Overlap.Peer, false)
+	if r.Overlap.Ours != nil && r.Overlap.Peer != nil {
+		out = append(out, []string{"", "ours/peer", fmtRatio(r.Overlap.RatioSeconds), "", "", "", ""})
 	}
-	row("ours, audit log", r.P3.AuditOurs, true)
-	row("peer, audit log", r.P3.AuditPeer, true)
+	row("ours, audit log", r.Overlap.AuditOurs, true)
+	row("peer, audit log", r.Overlap.AuditPeer, true)
 	return out
 }
 

@@ -28,7 +28,7 @@ import (
 // Impl is one distribution under test.
 type Impl struct {
 	Name      string // "ours" or "peer", in the report
-	Kind      Kind
+	Dialect   LogDialect
 	Collector string // binary
 	Config    string // --config
 	Namespace string // POD_NAMESPACE: where its Lease lives
@@ -41,20 +41,21 @@ type Impl struct {
 }
 
 // Plan is one configuration: a fleet of Replicas replicas of one Impl,
-// started once, then P1Trials SIGTERM trials and P2Trials SIGKILL trials.
+// started once, then GracefulTrials SIGTERM trials and CrashTrials SIGKILL
+// trials (the report's P1 and P2; P6 at other replica counts).
 type Plan struct {
-	Replicas     int
-	P1Trials     int // graceful: SIGTERM to the leader
-	P2Trials     int // crash: SIGKILL to the leader
-	P5           bool
-	P5Warmup     time.Duration // after the first group started, before sampling
-	P5Samples    int
-	P5Every      time.Duration
-	Jitter       time.Duration // random pause in [0, Jitter) before each kill
-	TrialTimeout time.Duration // for each wait of a trial
-	Dir          string        // the fleet's directory
-	AuditLog     string        // kube-apiserver's audit log: P3 from outside ("" for none)
-	Logf         func(format string, args ...any)
+	Replicas        int
+	GracefulTrials  int           // graceful handovers: SIGTERM to the leader (P1)
+	CrashTrials     int           // crash failovers: SIGKILL to the leader (P2, P6)
+	SampleResources bool          // sample every replica's footprint before the trials (P5)
+	ResourceWarmup  time.Duration // after the first group started, before sampling
+	ResourceSamples int           // readings of every replica
+	ResourceEvery   time.Duration // between readings
+	Jitter          time.Duration // random pause in [0, Jitter) before each kill
+	TrialTimeout    time.Duration // for each wait of a trial
+	Dir             string        // the fleet's directory
+	AuditLog        string        // kube-apiserver's audit log: P3 from outside ("" for none)
+	Logf            func(format string, args ...any)
 }
 
 // Trial is one kill of the leader.
@@ -73,11 +74,11 @@ type Trial struct {
 type ConfigResult struct {
 	Impl           string     `json:"impl"`
 	Replicas       int        `json:"replicas"`
-	StartupSeconds float64    `json:"startup_seconds"` // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
-	P1             []Trial    `json:"p1_sigterm,omitempty"`
-	P2             []Trial    `json:"p2_sigkill,omitempty"`
-	P1Summary      Summary    `json:"p1_gap_seconds"`
-	P2Summary      Summary    `json:"p2_gap_seconds"`
+	StartupSeconds float64    `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
+	Graceful       []Trial    `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
+	Crash          []Trial    `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
+	GracefulGap    Summary    `json:"p1_gap_seconds"`       // of Graceful: handover gap
+	CrashGap       Summary    `json:"p2_gap_seconds"`       // of Crash: failover gap
 	Overlap        Overlap    `json:"overlap"`
 	Intervals      []Interval `json:"intervals"`
 	// AuditOverlap is Overlap measured from outside (OutsideOverlap), from
@@ -93,7 +94,7 @@ type ConfigResult struct {
 	LoadEnd        string     `json:"loadavg_end"`
 }
 
-// Resources is P5: a standby's footprint against the leader's.
+// Resources is a standby's footprint against the leader's (the report's P5).
 type Resources struct {
 	// GoroutineSource is the telemetry metric the goroutine counts come
 	// from, or "" when the collector exposes none (then only OS threads are
@@ -159,7 +160,7 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		plan.TrialTimeout = 2 * time.Minute
 	}
 	res = ConfigResult{Impl: impl.Name, Replicas: plan.Replicas, Dir: plan.Dir, LoadStart: LoadAvg()}
-	tr := NewTracker(impl.Kind)
+	tr := NewTracker(impl.Dialect)
 	began := time.Now()
 	var f *fleet.Fleet
 	var auditLog *audit.Log
@@ -182,8 +183,8 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 			res.outside(f, auditLog, impl.Namespace)
 		}
 		res.Notes = append(res.Notes, tr.Notes()...)
-		res.P1Summary = Summarize(gaps(res.P1))
-		res.P2Summary = Summarize(gaps(res.P2))
+		res.GracefulGap = Summarize(gaps(res.Graceful))
+		res.CrashGap = Summarize(gaps(res.Crash))
 		res.WallSeconds = time.Since(began).Seconds()
 		res.LoadEnd = LoadAvg()
 	}()
@@ -211,7 +212,7 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 	if len(impl.Kubeconfigs) < plan.Replicas {
 		return fail(fmt.Errorf("%d replicas but %d kubeconfigs", plan.Replicas, len(impl.Kubeconfigs)))
 	}
-	if impl.Kind == Peer {
+	if impl.Dialect == Peer {
 		opts.OnLog = tr.OnLog
 	}
 	var err error
@@ -226,7 +227,7 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 	res.StartupSeconds = time.Since(began).Seconds()
 	logf("[%s N=%d] %d replicas up, %s leads (%.3fs after start)", impl.Name, plan.Replicas, plan.Replicas, leader, res.StartupSeconds)
 
-	if plan.P5 {
+	if plan.SampleResources {
 		r, err := sampleResources(ctx, f, tr, plan, logf, impl.Name)
 		if err != nil {
 			return fail(fmt.Errorf("P5: %w", err))
@@ -239,7 +240,7 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 		sig  syscall.Signal
 		name string
 		out  *[]Trial
-	}{{plan.P1Trials, syscall.SIGTERM, "SIGTERM", &res.P1}, {plan.P2Trials, syscall.SIGKILL, "SIGKILL", &res.P2}} {
+	}{{plan.GracefulTrials, syscall.SIGTERM, "SIGTERM", &res.Graceful}, {plan.CrashTrials, syscall.SIGKILL, "SIGKILL", &res.Crash}} {
 		for i := 1; i <= step.n; i++ {
 			t, err := runTrial(ctx, f, tr, plan, step.sig)
 			t.Index, t.Signal = i, step.name
@@ -389,20 +390,21 @@ func sigName(sig syscall.Signal) string {
 	return "SIGTERM"
 }
 
-// sampleResources is P5: after the warmup, plan.P5Samples readings of every
-// replica, plan.P5Every apart.
+// sampleResources measures the footprint of leader and standbys (P5): after
+// the warmup, plan.ResourceSamples readings of every replica,
+// plan.ResourceEvery apart.
 func sampleResources(ctx context.Context, f *fleet.Fleet, tr *Tracker, plan Plan, logf func(string, ...any), impl string) (*Resources, error) {
-	if plan.P5Samples < 2 {
-		plan.P5Samples = 2
+	if plan.ResourceSamples < 2 {
+		plan.ResourceSamples = 2
 	}
-	if plan.P5Every == 0 {
-		plan.P5Every = 2 * time.Second
+	if plan.ResourceEvery == 0 {
+		plan.ResourceEvery = 2 * time.Second
 	}
-	logf("[%s N=%d P5] warming up %s, then %d samples %s apart", impl, plan.Replicas, plan.P5Warmup, plan.P5Samples, plan.P5Every)
+	logf("[%s N=%d P5] warming up %s, then %d samples %s apart", impl, plan.Replicas, plan.ResourceWarmup, plan.ResourceSamples, plan.ResourceEvery)
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-time.After(plan.P5Warmup):
+	case <-time.After(plan.ResourceWarmup):
 	}
 	res := &Resources{}
 	type window struct {
@@ -413,12 +415,12 @@ func sampleResources(ctx context.Context, f *fleet.Fleet, tr *Tracker, plan Plan
 	}
 	windows := map[string]*window{}
 	var metricNames []string
-	for i := 0; i < plan.P5Samples; i++ {
+	for i := 0; i < plan.ResourceSamples; i++ {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(plan.P5Every):
+			case <-time.After(plan.ResourceEvery):
 			}
 		}
 		leaders := tr.Leaders()

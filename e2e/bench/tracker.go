@@ -10,19 +10,21 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 )
 
-// Kind says how a distribution's log tells that its group of receivers runs.
-type Kind string
+// LogDialect says how a distribution's log tells that its group of
+// receivers runs (not to be confused with fleet.Kind, the kind of one
+// parsed log event).
+type LogDialect string
 
 const (
 	// Ours is otelcol-leader: leader_receiver_creator logs "leader group
 	// started" / "leader group stopped" (fleet.GroupStarted, ...), one
 	// mark for the whole group.
-	Ours Kind = "ours"
+	Ours LogDialect = "ours"
 	// Peer is otelcol-peer: contrib's k8s_leader_elector extension starts
 	// and stops k8s_events and k8s_cluster through callbacks, and each
 	// receiver logs its own start and stop. The group is up once both have
 	// started.
-	Peer Kind = "peer"
+	Peer LogDialect = "peer"
 )
 
 // The peer's log messages (contrib v0.145.0).
@@ -67,7 +69,7 @@ type replicaState struct {
 // fleet.Options.OnEvent and OnLog) and records when each one's group and
 // receivers ran. Safe for concurrent use.
 type Tracker struct {
-	kind      Kind
+	dialect   LogDialect
 	receivers []string // what makes up the group
 
 	mu        sync.Mutex
@@ -78,10 +80,10 @@ type Tracker struct {
 	notes     []string // anomalies worth reporting
 }
 
-// NewTracker returns a Tracker for a distribution of kind k.
-func NewTracker(k Kind) *Tracker {
-	t := &Tracker{kind: k, changed: make(chan struct{}), replicas: map[string]*replicaState{}}
-	if k == Peer {
+// NewTracker returns a Tracker for a distribution whose log speaks d.
+func NewTracker(d LogDialect) *Tracker {
+	t := &Tracker{dialect: d, changed: make(chan struct{}), replicas: map[string]*replicaState{}}
+	if d == Peer {
 		t.receivers = []string{"k8s_events", "k8s_cluster"}
 	} else {
 		t.receivers = []string{GroupReceiver}
@@ -105,14 +107,14 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 		st.run++
 		st.identity = ""
 	case fleet.GroupStarted:
-		if t.kind == Ours {
+		if t.dialect == Ours {
 			if ev.Identity != "" {
 				st.identity = ev.Identity
 			}
 			t.openLocked(ev.Replica, st, GroupReceiver, ev.At)
 		}
 	case fleet.GroupStopped, fleet.GroupStopErrors:
-		if t.kind == Ours {
+		if t.dialect == Ours {
 			t.closeLocked(st, GroupReceiver, ev.At)
 		}
 	}
@@ -121,7 +123,7 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 
 // OnLog is for fleet.Options.OnLog (only needed for Peer).
 func (t *Tracker) OnLog(replica string, l fleet.LogLine) {
-	if t.kind != Peer {
+	if t.dialect != Peer {
 		return
 	}
 	at := time.Now() // as fleet stamps its events: when the harness read the line

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// Term is a span during which one replica's sub-receiver group ran: from
+// GroupSpan is a span during which one replica's sub-receiver group ran: from
 // "leader group started" to "leader group stopped" (or the process exit, if
 // it died without logging a stop). End is zero while the group runs.
-type Term struct {
+type GroupSpan struct {
 	Replica string
 	PID     int
 	Start   time.Time
@@ -18,33 +18,35 @@ type Term struct {
 	Reason  string
 }
 
-// Terms derives the leadership terms from events ordered by At.
-func Terms(events []Event) []Term {
-	var terms []Term
-	open := map[int]int{} // pid -> index in terms
+// GroupSpans derives the group spans from events ordered by At. A group span
+// is not an elector.Term (a period of holding the Lease): the group runs
+// within a term, not for all of it.
+func GroupSpans(events []Event) []GroupSpan {
+	var spans []GroupSpan
+	open := map[int]int{} // pid -> index in spans
 	for _, ev := range events {
 		switch ev.Kind {
 		case GroupStarted:
-			open[ev.PID] = len(terms)
-			terms = append(terms, Term{Replica: ev.Replica, PID: ev.PID, Start: ev.At})
+			open[ev.PID] = len(spans)
+			spans = append(spans, GroupSpan{Replica: ev.Replica, PID: ev.PID, Start: ev.At})
 		case GroupStopped, GroupStopErrors, ProcessExited:
 			if i, ok := open[ev.PID]; ok {
-				terms[i].End, terms[i].EndedBy, terms[i].Reason = ev.At, ev.Kind, ev.Reason
+				spans[i].End, spans[i].EndedBy, spans[i].Reason = ev.At, ev.Kind, ev.Reason
 				delete(open, ev.PID)
 			}
 		}
 	}
-	return terms
+	return spans
 }
 
-// CheckSingleLeader returns an error if two terms overlap: the groups of
+// CheckSingleLeader returns an error if two group spans overlap: the groups of
 // two replicas ran at the same time (as seen in the logs, on one clock).
 func CheckSingleLeader(events []Event) error {
-	terms := Terms(events)
+	spans := GroupSpans(events)
 	var bad []string
-	for i := range terms {
-		for j := i + 1; j < len(terms); j++ {
-			a, b := terms[i], terms[j]
+	for i := range spans {
+		for j := i + 1; j < len(spans); j++ {
+			a, b := spans[i], spans[j]
 			if overlaps(a, b) {
 				bad = append(bad, fmt.Sprintf("%s (pid %d) %s and %s (pid %d) %s", a.Replica, a.PID, span(a), b.Replica, b.PID, span(b)))
 			}
@@ -56,8 +58,8 @@ func CheckSingleLeader(events []Event) error {
 	return nil
 }
 
-func overlaps(a, b Term) bool {
-	forever := time.Unix(1<<40, 0) // an open term has not ended
+func overlaps(a, b GroupSpan) bool {
+	forever := time.Unix(1<<40, 0) // an open span has not ended
 	aEnd, bEnd := a.End, b.End
 	if aEnd.IsZero() {
 		aEnd = forever
@@ -68,7 +70,7 @@ func overlaps(a, b Term) bool {
 	return a.Start.Before(bEnd) && b.Start.Before(aEnd)
 }
 
-func span(t Term) string {
+func span(t GroupSpan) string {
 	if t.End.IsZero() {
 		return fmt.Sprintf("[%s, running)", t.Start.Format("15:04:05.000"))
 	}
@@ -77,15 +79,15 @@ func span(t Term) string {
 
 // CheckDataOnlyFromLeaders returns an error if a replica exported a batch
 // that it could not have produced while its group ran: each batch must be
-// read after one of that replica's terms started and at most slack after it
+// read after one of that replica's group spans started and at most slack after it
 // ended (file exporter flush interval plus polling; 3s is ample).
 func (f *Fleet) CheckDataOnlyFromLeaders(slack time.Duration) error {
-	terms := Terms(f.Events())
+	spans := GroupSpans(f.Events())
 	var bad []string
 	for _, r := range f.replicas {
 		for _, b := range r.Batches() {
 			ok := false
-			for _, t := range terms {
+			for _, t := range spans {
 				if t.Replica == r.Name && !b.At.Before(t.Start) && (t.End.IsZero() || !b.At.After(t.End.Add(slack))) {
 					ok = true
 					break
@@ -97,7 +99,7 @@ func (f *Fleet) CheckDataOnlyFromLeaders(slack time.Duration) error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("data exported outside the replica's leadership terms: %s", strings.Join(bad, "; "))
+		return fmt.Errorf("data exported outside the replica's group spans: %s", strings.Join(bad, "; "))
 	}
 	return nil
 }

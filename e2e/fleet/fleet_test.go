@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,11 +15,15 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 )
 
-// TestFleetGracefulFailover exercises the harness itself with the real
-// collector: two replicas, the leader exports Kubernetes Events, is stopped
-// gracefully, the other takes over and exports the next ones. It uses
-// testdata/events-only.yaml (k8s_events as the only sub-receiver).
-func TestFleetGracefulFailover(t *testing.T) {
+// TestFleetRunsReplicasAndRecordsExports exercises the harness itself with
+// the real collector: Start starts the replicas under their names, their
+// leader-election log lines become events on one clock, the leader's file
+// exporter output is recorded batch by batch (with the Kubernetes Events it
+// carried), the standby's is empty, and Stop stops them all and records
+// their exits. It uses testdata/events-only.yaml (k8s_events as the only
+// sub-receiver). How the collector hands over leadership is what the
+// scenarios prove; this test stops no leader on its own.
+func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 	collector := collectorbin.Path(t)
 	ctx := t.Context()
 	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: t.Output()})
@@ -40,41 +45,91 @@ func TestFleetGracefulFailover(t *testing.T) {
 		OnEvent:    func(ev fleet.Event) { t.Logf("%s", ev) },
 	})
 	require.NoError(t, err)
+	stopped := false
 	t.Cleanup(func() {
-		assert.NoError(t, f.Stop(20*time.Second))
-		for _, r := range f.Replicas() {
-			assert.False(t, r.Running())
+		if !stopped {
+			assert.NoError(t, f.Stop(20*time.Second))
 		}
 	})
 
+	// Start: every replica runs, under its name.
+	require.Len(t, f.Replicas(), 2)
+	for i, r := range f.Replicas() {
+		assert.Equal(t, fleet.ReplicaName(i+1), r.Name)
+		assert.Same(t, r, f.Replica(r.Name))
+		assert.True(t, r.Running(), "%s runs after Start", r.Name)
+	}
+	assert.Nil(t, f.Replica("replica-3"))
+
+	// Events: the harness's own, and the collectors' log lines parsed.
 	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	first, err := f.WaitForLeader(waitCtx)
+	for _, r := range f.Replicas() {
+		for _, k := range []fleet.Kind{fleet.ProcessStarted, fleet.Campaigning} {
+			ev, err := f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == r.Name && ev.Kind == k })
+			require.NoError(t, err, "%s: %s", r.Name, k)
+			assert.Equal(t, r.PID(), ev.PID, "%s: %s carries the process's pid", r.Name, k)
+		}
+	}
+	leader, err := f.WaitForLeader(waitCtx)
 	require.NoError(t, err)
-	n := 0
-	require.Eventually(t, func() bool { // a new Event per poll until one is exported
-		n++
-		_, err := cluster.CreateEvent(ctx, cs, "demo", n)
-		return err == nil && first.Counts().LogRecords > 0
-	}, 30*time.Second, 500*time.Millisecond)
-	require.Eventually(t, func() bool { return first.Healthy(ctx) }, 10*time.Second, 100*time.Millisecond)
+	standby := f.Replicas()[0]
+	if standby == leader {
+		standby = f.Replicas()[1]
+	}
+	_, err = f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == leader.Name && ev.Kind == fleet.GroupStarted })
+	require.NoError(t, err)
+	assert.True(t, leader.Leading())
+	assert.True(t, leader.HoldsLease())
+	assert.False(t, standby.Leading())
+	assert.Equal(t, []*fleet.Replica{leader}, f.Leaders())
+	assert.NotEmpty(t, leader.Identity(), "the leader's Lease identity, from its log")
 
-	require.NoError(t, first.Stop(20*time.Second))
-	assert.Equal(t, 0, first.ExitCode())
-	_, err = f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == first.Name && ev.Kind == fleet.Released })
-	require.NoError(t, err, "a graceful shutdown releases the lease")
-	second, err := f.WaitForLeader(waitCtx)
-	require.NoError(t, err)
-	require.NotEqual(t, first.Name, second.Name)
+	// Exports: a new Event per poll until one of ours is in the leader's
+	// output.
+	var created []string // UIDs
+	n := 0
 	require.Eventually(t, func() bool {
 		n++
-		_, err := cluster.CreateEvent(ctx, cs, "demo", n)
-		return err == nil && second.Counts().LogRecords > 0
-	}, 30*time.Second, 500*time.Millisecond)
+		if ev, err := cluster.CreateEvent(ctx, cs, "demo", n); err == nil {
+			created = append(created, string(ev.UID))
+		}
+		for _, b := range leader.Batches() {
+			for _, uid := range b.EventUIDs {
+				if slices.Contains(created, uid) {
+					return true
+				}
+			}
+		}
+		return false
+	}, 30*time.Second, 500*time.Millisecond, "an Event created now shows up in the leader's exported batches")
+	records := 0
+	for _, b := range leader.Batches() {
+		assert.Equal(t, "logs", b.Signal, "events-only.yaml exports logs only")
+		assert.False(t, b.At.Before(f.T0), "batches are stamped on the fleet's clock")
+		records += b.LogRecords
+	}
+	assert.Equal(t, leader.Counts().LogRecords, records, "Counts sums the batches")
+	assert.Equal(t, fleet.Counts{}, standby.Counts(), "a standby exports nothing")
+	assert.Empty(t, standby.Batches())
 
+	// The checks built on the above.
 	assert.NoError(t, fleet.CheckSingleLeader(f.Events()))
 	assert.NoError(t, f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	terms := fleet.Terms(f.Events())
-	require.Len(t, terms, 2)
-	t.Logf("takeover: group of %s started %s after %s's stopped", second.Name, terms[1].Start.Sub(terms[0].End), first.Name)
+	spans := fleet.GroupSpans(f.Events())
+	require.Len(t, spans, 1)
+	assert.Equal(t, leader.Name, spans[0].Replica)
+	assert.True(t, spans[0].End.IsZero(), "the leader's group span is open while it runs")
+
+	// Stop: every replica exits, and the exits are events.
+	require.NoError(t, f.Stop(20*time.Second))
+	stopped = true
+	for _, r := range f.Replicas() {
+		assert.False(t, r.Running(), "%s after Stop", r.Name)
+		_, err := f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == r.Name && ev.Kind == fleet.ProcessExited })
+		assert.NoError(t, err, "%s: process exited", r.Name)
+	}
+	spans = fleet.GroupSpans(f.Events())
+	require.NotEmpty(t, spans)
+	assert.False(t, spans[0].End.IsZero(), "Stop ended the leader's group span")
 }

@@ -57,11 +57,11 @@ func TestTermsAndSingleLeader(t *testing.T) {
 		{Replica: "replica-2", PID: 2, Kind: ProcessExited, At: at(9)}, // killed: no stop line
 		{Replica: "replica-3", PID: 3, Kind: GroupStarted, At: at(20)},
 	}
-	terms := Terms(events)
-	require.Len(t, terms, 3)
-	assert.Equal(t, GroupStopped, terms[0].EndedBy)
-	assert.Equal(t, ProcessExited, terms[1].EndedBy)
-	assert.True(t, terms[2].End.IsZero())
+	spans := GroupSpans(events)
+	require.Len(t, spans, 3)
+	assert.Equal(t, GroupStopped, spans[0].EndedBy)
+	assert.Equal(t, ProcessExited, spans[1].EndedBy)
+	assert.True(t, spans[2].End.IsZero())
 	assert.NoError(t, CheckSingleLeader(events))
 
 	overlapping := slices.Concat(events, []Event{{Replica: "replica-1", PID: 4, Kind: GroupStarted, At: at(8)}})

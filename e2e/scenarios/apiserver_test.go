@@ -53,7 +53,7 @@ func TestAPIServerDownLongerThanLease(t *testing.T) {
 	}
 	next := s.leader(time.Minute)
 	s.exporting(next)
-	t.Logf("%s leads %s after kube-apiserver was back", next.Name, fleet.Terms(s.f.Events())[1].Start.Sub(up))
+	t.Logf("%s leads %s after kube-apiserver was back", next.Name, fleet.GroupSpans(s.f.Events())[1].Start.Sub(up))
 	for _, r := range s.f.Replicas() {
 		assert.True(t, r.Running(), r.Name)
 	}

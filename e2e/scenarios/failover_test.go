@@ -27,11 +27,11 @@ func TestLeaderSIGTERMHandsOver(t *testing.T) {
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
 
-	terms := fleet.Terms(s.f.Events())
-	require.Len(t, terms, 2)
-	assert.Equal(t, fleet.GroupStopped, terms[0].EndedBy, "the old group stopped before the process exited")
-	assert.True(t, terms[0].End.Before(terms[1].Start), "the old group stopped before the new one started")
-	gap := terms[1].Start.Sub(terms[0].End)
+	spans := fleet.GroupSpans(s.f.Events())
+	require.Len(t, spans, 2)
+	assert.Equal(t, fleet.GroupStopped, spans[0].EndedBy, "the old group stopped before the process exited")
+	assert.True(t, spans[0].End.Before(spans[1].Start), "the old group stopped before the new one started")
+	gap := spans[1].Start.Sub(spans[0].End)
 	t.Logf("handover: %s", gap)
 	assert.Less(t, gap, leaseDuration, "the released Lease was taken at once, not after it expired")
 }
@@ -49,11 +49,11 @@ func TestLeaderSIGKILLTakeoverAfterExpiry(t *testing.T) {
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
 
-	terms := fleet.Terms(s.f.Events())
-	require.Len(t, terms, 2)
-	assert.Equal(t, fleet.ProcessExited, terms[0].EndedBy)
+	spans := fleet.GroupSpans(s.f.Events())
+	require.Len(t, spans, 2)
+	assert.Equal(t, fleet.ProcessExited, spans[0].EndedBy)
 	// The last renewal was at most a retry_period before the kill.
-	gap := terms[1].Start.Sub(killed)
+	gap := spans[1].Start.Sub(killed)
 	t.Logf("takeover %s after the kill", gap)
 	assert.GreaterOrEqual(t, gap, leaseDuration-retryPeriod, "nobody took the Lease before it expired")
 	assert.Zero(t, s.count(func(ev fleet.Event) bool { return ev.Replica == old.Name && ev.Kind == fleet.Released }))

@@ -226,12 +226,12 @@ func (s *scenario) stop() {
 	t := s.t
 	assert.NoError(t, s.f.Stop(20*time.Second))
 	events := s.f.Events()
-	for _, term := range fleet.Terms(events) {
+	for _, gs := range fleet.GroupSpans(events) {
 		end := "running"
-		if !term.End.IsZero() {
-			end = fmt.Sprintf("%.3fs (%s %s)", term.End.Sub(s.t0).Seconds(), term.EndedBy, term.Reason)
+		if !gs.End.IsZero() {
+			end = fmt.Sprintf("%.3fs (%s %s)", gs.End.Sub(s.t0).Seconds(), gs.EndedBy, gs.Reason)
 		}
-		t.Logf("term: %s from %.3fs to %s", term.Replica, term.Start.Sub(s.t0).Seconds(), end)
+		t.Logf("group span: %s from %.3fs to %s", gs.Replica, gs.Start.Sub(s.t0).Seconds(), end)
 	}
 	if s.overlapExpected {
 		assert.Error(t, fleet.CheckSingleLeader(events), "the logs show two groups at the same time")
@@ -239,7 +239,7 @@ func (s *scenario) stop() {
 		assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
 	}
 	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	s.checkOutsideOverlap(fleet.Terms(events))
+	s.checkOutsideOverlap(fleet.GroupSpans(events))
 	if t.Failed() {
 		for _, r := range s.f.Replicas() {
 			t.Logf("end of %s:\n%s", r.LogPath, r.LogTail(4000))

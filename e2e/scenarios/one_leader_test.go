@@ -21,7 +21,7 @@ import (
 func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	s := start(t, options{})
 	leader := s.leader(time.Minute)
-	term := fleet.Terms(s.f.Events())[0]
+	span := fleet.GroupSpans(s.f.Events())[0]
 
 	var (
 		mu      sync.Mutex
@@ -65,7 +65,7 @@ func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	mu.Lock()
 	var want []string
 	for uid, at := range created {
-		if at.After(term.Start.Add(time.Second)) {
+		if at.After(span.Start.Add(time.Second)) {
 			want = append(want, uid)
 		}
 	}
@@ -81,7 +81,7 @@ func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	}
 	t.Logf("%d Events created, %d exported exactly once", len(created), len(exported()))
 
-	assert.Len(t, fleet.Terms(s.f.Events()), 1, "one group ran, the whole time")
+	assert.Len(t, fleet.GroupSpans(s.f.Events()), 1, "one group ran, the whole time")
 	var names []string
 	for _, b := range leader.Batches() {
 		names = append(names, b.MetricNames...)

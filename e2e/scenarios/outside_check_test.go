@@ -53,5 +53,5 @@ func TestOverlapChecksCanFail(t *testing.T) {
 	for _, r := range s.f.Replicas() {
 		s.exporting(r)
 	}
-	require.Len(t, fleet.Terms(s.f.Events()), 2)
+	require.Len(t, fleet.GroupSpans(s.f.Events()), 2)
 }

@@ -20,9 +20,9 @@ import (
 // active at the same time (audit.Overlaps: API against API, and any
 // export window of one replica entirely inside another's API activity). It
 // logs every replica's activity relative to the scenario's start, and the
-// overlap. It also checks that every term the logs show left a trace in
+// overlap. It also checks that every group span the logs show left a trace in
 // the audit log, so that an empty audit log cannot pass for no overlap.
-func (s *scenario) checkOutsideOverlap(terms []fleet.Term) {
+func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 	t := s.t
 	// Every replica has exited, so its connections are closed: wait (a
 	// little) until the API server has logged the end of each request.
@@ -45,21 +45,21 @@ func (s *scenario) checkOutsideOverlap(terms []fleet.Term) {
 		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; group activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
 			r.Name, user, countUser(reqs, user, false), countUser(reqs, user, true), len(ar.Exports),
 			len(ar.API), displayGap, s.relIntervals(coalesce(ar.API, displayGap)), s.relTimes(ar.Exports))
-		for _, term := range terms {
-			if term.Replica != r.Name {
+		for _, gs := range spans {
+			if gs.Replica != r.Name {
 				continue
 			}
-			termEnd := term.End
-			if termEnd.IsZero() {
-				termEnd = end
+			spanEnd := gs.End
+			if spanEnd.IsZero() {
+				spanEnd = end
 			}
 			seen := false
 			for _, iv := range ar.API {
-				if !iv.End.Before(term.Start.Add(-10*time.Second)) && !iv.Start.After(termEnd) {
+				if !iv.End.Before(gs.Start.Add(-10*time.Second)) && !iv.Start.After(spanEnd) {
 					seen = true
 				}
 			}
-			assert.True(t, seen, "the audit log shows %s's group at work during its term from %.3fs", r.Name, term.Start.Sub(s.t0).Seconds())
+			assert.True(t, seen, "the audit log shows %s's group at work during its group span from %.3fs", r.Name, gs.Start.Sub(s.t0).Seconds())
 		}
 	}
 	overlaps := audit.Overlaps(rs, fleet.ExportSlack)

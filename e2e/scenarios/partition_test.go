@@ -29,11 +29,11 @@ func TestPartitionedLeaderStopsFirstAndRejoins(t *testing.T) {
 	next := s.leader(30 * time.Second)
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
-	terms := fleet.Terms(s.f.Events())
-	require.Len(t, terms, 2)
-	assert.True(t, stopped.At.Before(terms[1].Start), "the partitioned leader stopped before %s started", next.Name)
+	spans := fleet.GroupSpans(s.f.Events())
+	require.Len(t, spans, 2)
+	assert.True(t, stopped.At.Before(spans[1].Start), "the partitioned leader stopped before %s started", next.Name)
 	t.Logf("partitioned leader stopped %s after the cut; %s started %s after that",
-		stopped.At.Sub(cut), next.Name, terms[1].Start.Sub(stopped.At))
+		stopped.At.Sub(cut), next.Name, spans[1].Start.Sub(stopped.At))
 
 	healed := time.Now()
 	require.NoError(t, s.proxy(old).Restore())
@@ -70,5 +70,5 @@ func TestHealedLeaderKeepsItsNewTerm(t *testing.T) {
 	s.exporting(r)
 	assert.Zero(t, s.count(func(ev fleet.Event) bool { return ev.Kind == fleet.Lost && ev.At.After(healed) }),
 		"no loss after the heal")
-	assert.Len(t, fleet.Terms(s.f.Events()), 2, "one term before the partition, one after")
+	assert.Len(t, fleet.GroupSpans(s.f.Events()), 2, "one group span before the partition, one after")
 }

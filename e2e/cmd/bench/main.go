@@ -36,20 +36,20 @@ import (
 )
 
 type options struct {
-	collector, config      string
-	peer, peerConfig       string
-	impls                  string
-	replicas               int
-	p1Trials, p2Trials     int
-	p6Replicas             string
-	p6Trials               int
-	p5Warmup               time.Duration
-	p5Samples              int
-	jitter                 time.Duration
-	trialTimeout           time.Duration
-	eventEvery             time.Duration
-	out, markdown, workDir string
-	keep, quick            bool
+	collector, config           string
+	peer, peerConfig            string
+	impls                       string
+	replicas                    int
+	gracefulTrials, crashTrials int
+	crashReplicaCounts          string
+	crashTrialsPerCount         int
+	resourceWarmup              time.Duration
+	resourceSamples             int
+	jitter                      time.Duration
+	trialTimeout                time.Duration
+	eventEvery                  time.Duration
+	out, markdown, workDir      string
+	keep, quick                 bool
 }
 
 func main() {
@@ -65,13 +65,13 @@ func realMain() int {
 	flag.StringVar(&o.peer, "peer", "", "otelcol-peer binary (hack/build-peer.sh); empty: measure ours only")
 	flag.StringVar(&o.peerConfig, "peer-config", "peer/config.yaml", "configuration of the peer")
 	flag.StringVar(&o.impls, "impls", "ours,peer", "which distributions to measure, in this order per configuration")
-	flag.IntVar(&o.replicas, "replicas", 3, "replicas for P1, P2 and P5")
-	flag.IntVar(&o.p1Trials, "p1-trials", 20, "P1: graceful handovers (SIGTERM) per distribution")
-	flag.IntVar(&o.p2Trials, "p2-trials", 10, "P2: crash failovers (SIGKILL) per distribution at --replicas")
-	flag.StringVar(&o.p6Replicas, "p6-replicas", "2,5,10", "P6: other replica counts for the crash failover (comma-separated; empty: none)")
-	flag.IntVar(&o.p6Trials, "p6-trials", 10, "P6: crash failovers per distribution and replica count")
-	flag.DurationVar(&o.p5Warmup, "p5-warmup", 30*time.Second, "P5: time after the fleet has a leader before sampling RSS and threads")
-	flag.IntVar(&o.p5Samples, "p5-samples", 10, "P5: samples of every replica, 2s apart")
+	flag.IntVar(&o.replicas, "replicas", 3, "replicas for the graceful handovers, crash failovers and resource samples (P1, P2, P5)")
+	flag.IntVar(&o.gracefulTrials, "p1-trials", 20, "graceful handovers (SIGTERM to the leader) per distribution, at --replicas (P1)")
+	flag.IntVar(&o.crashTrials, "p2-trials", 10, "crash failovers (SIGKILL to the leader) per distribution, at --replicas (P2)")
+	flag.StringVar(&o.crashReplicaCounts, "p6-replicas", "2,5,10", "other replica counts at which to repeat the crash failover (comma-separated; empty: none) (P6)")
+	flag.IntVar(&o.crashTrialsPerCount, "p6-trials", 10, "crash failovers per distribution at each of --p6-replicas (P6)")
+	flag.DurationVar(&o.resourceWarmup, "p5-warmup", 30*time.Second, "time after the fleet has a leader before sampling the replicas' RSS, threads, goroutines, heap and CPU (P5)")
+	flag.IntVar(&o.resourceSamples, "p5-samples", 10, "resource samples of every replica, 2s apart (P5)")
 	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "random pause in [0, jitter) before each kill, so kills fall at random points of the 2s renew cycle")
 	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait in a trial")
 	flag.DurationVar(&o.eventEvery, "event-every", 5*time.Second, "interval of the demo Kubernetes Events (k8s_events has something to watch)")
@@ -79,7 +79,7 @@ func realMain() int {
 	flag.StringVar(&o.markdown, "markdown", "", "also write the tables in Markdown to this file")
 	flag.StringVar(&o.workDir, "work-dir", "", "directory for the replicas' logs (default: a temporary directory, removed unless --keep or an error)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
-	flag.BoolVar(&o.quick, "quick", false, "smoke run: P1 3 trials, P2 2 trials, P6 at 2 replicas with 2 trials, P5 after 10s, 3 samples (explicit flags still win)")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: 3 graceful handovers, 2 crash failovers, crash failovers at 2 replicas 2 times, resources sampled 3 times after 10s (explicit flags still win)")
 	flag.Parse()
 
 	if o.quick {
@@ -90,12 +90,12 @@ func realMain() int {
 				apply()
 			}
 		}
-		def("p1-trials", func() { o.p1Trials = 3 })
-		def("p2-trials", func() { o.p2Trials = 2 })
-		def("p6-replicas", func() { o.p6Replicas = "2" })
-		def("p6-trials", func() { o.p6Trials = 2 })
-		def("p5-warmup", func() { o.p5Warmup = 10 * time.Second })
-		def("p5-samples", func() { o.p5Samples = 3 })
+		def("p1-trials", func() { o.gracefulTrials = 3 })
+		def("p2-trials", func() { o.crashTrials = 2 })
+		def("p6-replicas", func() { o.crashReplicaCounts = "2" })
+		def("p6-trials", func() { o.crashTrialsPerCount = 2 })
+		def("p5-warmup", func() { o.resourceWarmup = 10 * time.Second })
+		def("p5-samples", func() { o.resourceSamples = 3 })
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -134,8 +134,8 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	var p6 []int
-	for _, s := range strings.Split(o.p6Replicas, ",") {
+	var crashCounts []int
+	for _, s := range strings.Split(o.crashReplicaCounts, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
@@ -143,8 +143,8 @@ func run(ctx context.Context, o options) (err error) {
 		if err != nil || n < 2 {
 			return fmt.Errorf("--p6-replicas: %q is not a replica count ≥ 2", s)
 		}
-		if n != o.replicas && !slices.Contains(p6, n) {
-			p6 = append(p6, n)
+		if n != o.replicas && !slices.Contains(crashCounts, n) {
+			crashCounts = append(crashCounts, n)
 		}
 	}
 	if o.replicas < 2 {
@@ -155,14 +155,14 @@ func run(ctx context.Context, o options) (err error) {
 	for _, name := range strings.Split(o.impls, ",") {
 		switch name = strings.TrimSpace(name); name {
 		case "ours":
-			impls[name] = bench.Impl{Name: "ours", Kind: bench.Ours, Collector: o.collector, Config: o.config,
+			impls[name] = bench.Impl{Name: "ours", Dialect: bench.Ours, Collector: o.collector, Config: o.config,
 				Namespace: cluster.Namespace, LeaseName: cluster.LeaseName}
 		case "peer":
 			if o.peer == "" {
 				say("no --peer binary given: measuring ours only (build it with hack/build-peer.sh)")
 				continue
 			}
-			impls[name] = bench.Impl{Name: "peer", Kind: bench.Peer, Collector: o.peer, Config: o.peerConfig,
+			impls[name] = bench.Impl{Name: "peer", Dialect: bench.Peer, Collector: o.peer, Config: o.peerConfig,
 				Namespace: "otel-peer", LeaseName: "otel-peer"}
 		case "":
 			continue
@@ -210,8 +210,8 @@ func run(ctx context.Context, o options) (err error) {
 	report := &bench.Report{Started: time.Now(), Machine: bench.DescribeMachine(), Settings: bench.Settings{
 		Quick: o.quick, Impls: order, Collector: o.collector, Peer: o.peer,
 		Timings:  "lease_duration 15s, renew_deadline 10s, retry_period 2s (defaults of both configurations)",
-		Replicas: o.replicas, P1Trials: o.p1Trials, P2Trials: o.p2Trials, P6Replicas: p6, P6Trials: o.p6Trials,
-		P5Warmup: o.p5Warmup.String(), P5Samples: o.p5Samples, Jitter: o.jitter.String(),
+		Replicas: o.replicas, GracefulTrials: o.gracefulTrials, CrashTrials: o.crashTrials, CrashReplicaCounts: crashCounts, CrashTrialsPerCount: o.crashTrialsPerCount,
+		ResourceWarmup: o.resourceWarmup.String(), ResourceSamples: o.resourceSamples, Jitter: o.jitter.String(),
 		Binaries: binaries, Source: bench.GitDescribe(filepath.Dir(o.config)),
 		Workload: fmt.Sprintf("local etcd + kube-apiserver (no controller manager); namespace demo with %d Deployments, a Ready Node and Running Pods; a demo Event every %s", len(cluster.DemoDeployments), o.eventEvery),
 	}}
@@ -219,16 +219,16 @@ func run(ctx context.Context, o options) (err error) {
 	// peer; crash: ~16s) + restart (~0.1s) + jitter (~1s).
 	est := 0.0
 	for _, name := range order {
-		p1 := 3.0
+		gracefulSeconds := 3.0
 		if name == "peer" {
-			p1 = 17
+			gracefulSeconds = 17
 		}
-		est += float64(o.p1Trials)*p1 + float64(o.p2Trials+len(p6)*o.p6Trials)*18 +
-			o.p5Warmup.Seconds() + 2*float64(o.p5Samples) + float64(len(p6)+1)*5
+		est += float64(o.gracefulTrials)*gracefulSeconds + float64(o.crashTrials+len(crashCounts)*o.crashTrialsPerCount)*18 +
+			o.resourceWarmup.Seconds() + 2*float64(o.resourceSamples) + float64(len(crashCounts)+1)*5
 	}
 	say("machine: %d CPUs (%s), %d MiB; load average %s", report.Machine.CPUs, report.Machine.CPUModel, report.Machine.MemoryMiB, report.Machine.LoadStart)
 	say("plan: %v; N=%d: P5, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
-		order, o.replicas, o.p1Trials, o.p2Trials, p6, o.p6Trials, est/60)
+		order, o.replicas, o.gracefulTrials, o.crashTrials, crashCounts, o.crashTrialsPerCount, est/60)
 	say("work directory %s", workDir)
 
 	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: progress{}})
@@ -251,7 +251,7 @@ func run(ctx context.Context, o options) (err error) {
 	// Each replica its own ServiceAccount (the same permissions), for both
 	// distributions: the audit log tells the replicas' requests apart (P3
 	// from outside).
-	maxReplicas := slices.Max(append([]int{o.replicas}, p6...))
+	maxReplicas := slices.Max(append([]int{o.replicas}, crashCounts...))
 	for _, name := range order {
 		im := impls[name]
 		for i := 1; i <= maxReplicas; i++ {
@@ -269,12 +269,12 @@ func run(ctx context.Context, o options) (err error) {
 	}
 
 	type cfg struct {
-		n, p1, p2 int
-		p5        bool
+		n, graceful, crash int
+		resources          bool
 	}
-	cfgs := []cfg{{o.replicas, o.p1Trials, o.p2Trials, true}}
-	for _, n := range p6 {
-		cfgs = append(cfgs, cfg{n, 0, o.p6Trials, false})
+	cfgs := []cfg{{o.replicas, o.gracefulTrials, o.crashTrials, true}}
+	for _, n := range crashCounts {
+		cfgs = append(cfgs, cfg{n, 0, o.crashTrialsPerCount, false})
 	}
 	write := func() error {
 		report.Finished = time.Now()
@@ -297,7 +297,7 @@ func run(ctx context.Context, o options) (err error) {
 		return nil
 	}
 	for _, c := range cfgs {
-		if c.p1+c.p2 == 0 && !c.p5 {
+		if c.graceful+c.crash == 0 && !c.resources {
 			continue
 		}
 		for _, name := range order {
@@ -305,8 +305,8 @@ func run(ctx context.Context, o options) (err error) {
 				break
 			}
 			res := bench.RunConfig(ctx, cs, impls[name], bench.Plan{
-				Replicas: c.n, P1Trials: c.p1, P2Trials: c.p2,
-				P5: c.p5, P5Warmup: o.p5Warmup, P5Samples: o.p5Samples, P5Every: 2 * time.Second,
+				Replicas: c.n, GracefulTrials: c.graceful, CrashTrials: c.crash,
+				SampleResources: c.resources, ResourceWarmup: o.resourceWarmup, ResourceSamples: o.resourceSamples, ResourceEvery: 2 * time.Second,
 				Jitter: o.jitter, TrialTimeout: o.trialTimeout,
 				Dir:      bench.FleetDir(workDir, name, c.n),
 				AuditLog: cp.AuditLog,
@@ -336,10 +336,10 @@ func run(ctx context.Context, o options) (err error) {
 
 	var problems []string
 	problems = append(problems, report.Errors...)
-	if report.P3.Ours != nil && report.P3.Ours.Seconds > 0 {
-		problems = append(problems, fmt.Sprintf("ours: two groups ran at once for %.3fs (must be 0)", report.P3.Ours.Seconds))
+	if report.Overlap.Ours != nil && report.Overlap.Ours.Seconds > 0 {
+		problems = append(problems, fmt.Sprintf("ours: two groups ran at once for %.3fs (must be 0)", report.Overlap.Ours.Seconds))
 	}
-	if a := report.P3.AuditOurs; a != nil && (a.Seconds > 0 || a.ExportWindows > 0) {
+	if a := report.Overlap.AuditOurs; a != nil && (a.Seconds > 0 || a.ExportWindows > 0) {
 		problems = append(problems, fmt.Sprintf("ours, from the audit log: two groups active at once for %.3fs, %d batches exported while another replica was active (must be 0)", a.Seconds, a.ExportWindows))
 	}
 	if ctx.Err() != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -102,7 +101,7 @@ func (v *view) loop(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Println()
+			newline() // past the terminal's ^C
 			say("interrupted")
 			return nil
 		case <-deadline:

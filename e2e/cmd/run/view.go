@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -18,13 +19,21 @@ import (
 var (
 	started = time.Now()
 	outMu   sync.Mutex
+	out     io.Writer = os.Stdout // where say prints; guarded by outMu
 )
 
 // say prints a line prefixed with the time since the driver started.
 func say(format string, args ...any) {
 	outMu.Lock()
 	defer outMu.Unlock()
-	fmt.Printf("[%7.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+	_, _ = fmt.Fprintf(out, "[%7.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// newline prints an empty line.
+func newline() {
+	outMu.Lock()
+	defer outMu.Unlock()
+	_, _ = fmt.Fprintln(out)
 }
 
 // prefixWriter passes control-plane progress lines to say.
@@ -166,14 +175,14 @@ func (v *view) status() {
 	say("%s", line)
 }
 
-// summary prints the leadership terms and totals and checks that no two
+// summary prints the group spans and totals and checks that no two
 // groups ran at once and that data came only from leaders.
 func (v *view) summary() error {
 	f := v.fleet
 	events := f.Events()
-	terms := fleet.Terms(events)
-	say("leadership terms (group running):")
-	for _, t := range terms {
+	spans := fleet.GroupSpans(events)
+	say("group spans (sub-receiver group running):")
+	for _, t := range spans {
 		end := "still running"
 		if !t.End.IsZero() {
 			end = fmt.Sprintf("%.1fs (%s)", t.End.Sub(started).Seconds(), strings.TrimSpace(string(t.EndedBy)+" "+t.Reason))
@@ -191,7 +200,7 @@ func (v *view) summary() error {
 	if batches == 0 && v.o.duration > 0 { // an interactive run may be stopped before the first export
 		errs = append(errs, errors.New("no replica exported anything"))
 	}
-	if len(terms) == 0 {
+	if len(spans) == 0 {
 		errs = append(errs, errors.New("no replica ever started the group"))
 	}
 	if err := fleet.CheckSingleLeader(events); err != nil {
@@ -202,7 +211,7 @@ func (v *view) summary() error {
 	}
 	if !v.killedAt.IsZero() {
 		took := false
-		for _, t := range terms {
+		for _, t := range spans {
 			took = took || t.Start.After(v.killedAt)
 		}
 		if !took {
