@@ -10,27 +10,39 @@ import (
 	"os"
 	"path/filepath"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // ApplyFiles creates or replaces the objects of YAML manifests (several
-// documents per file allowed). Only the kinds of deploy/ are supported:
-// Namespace, ServiceAccount, Role, RoleBinding, ClusterRole,
-// ClusterRoleBinding, ConfigMap, Deployment, PodDisruptionBudget.
-func ApplyFiles(ctx context.Context, cs kubernetes.Interface, paths ...string) error {
-	return applyFiles(ctx, cs, func(obj runtime.Object) []runtime.Object { return []runtime.Object{obj} }, paths...)
+// documents per file allowed), whatever their kind: through a dynamic client
+// and the API server's own mapping of kinds to resources, as kubectl does.
+func ApplyFiles(ctx context.Context, cfg *rest.Config, paths ...string) error {
+	return applyFiles(ctx, cfg, func(obj *unstructured.Unstructured) []*unstructured.Unstructured {
+		return []*unstructured.Unstructured{obj}
+	}, paths...)
 }
 
 // applyFiles applies, for each object of paths, the objects edit makes of it.
-func applyFiles(ctx context.Context, cs kubernetes.Interface, edit func(runtime.Object) []runtime.Object, paths ...string) error {
+func applyFiles(ctx context.Context, cfg *rest.Config, edit func(*unstructured.Unstructured) []*unstructured.Unstructured, paths ...string) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -42,8 +54,8 @@ func applyFiles(ctx context.Context, cs kubernetes.Interface, edit func(runtime.
 		}
 		for _, obj := range objs {
 			for _, o := range edit(obj) {
-				if err := apply(ctx, cs, o); err != nil {
-					return fmt.Errorf("%s: %w", p, err)
+				if err := apply(ctx, dyn, mapper, o); err != nil {
+					return fmt.Errorf("%s: %s %s: %w", p, o.GetKind(), o.GetName(), err)
 				}
 			}
 		}
@@ -71,9 +83,9 @@ func DeployFiles(deployDir string) ([]string, error) {
 	return paths, nil
 }
 
-func decode(data []byte) ([]runtime.Object, error) {
+func decode(data []byte) ([]*unstructured.Unstructured, error) {
 	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var objs []runtime.Object
+	var objs []*unstructured.Unstructured
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -85,8 +97,12 @@ func decode(data []byte) ([]runtime.Object, error) {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
 			continue
 		}
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
+		js, err := sigsyaml.YAMLToJSON(doc)
 		if err != nil {
+			return nil, err
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(js); err != nil {
 			return nil, err
 		}
 		objs = append(objs, obj)
@@ -103,27 +119,26 @@ func stripComments(doc []byte) []byte {
 	return out
 }
 
-func apply(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) error {
-	switch o := obj.(type) {
-	case *corev1.Namespace:
-		return upsert(ctx, cs.CoreV1().Namespaces(), o)
-	case *corev1.ServiceAccount:
-		return upsert(ctx, cs.CoreV1().ServiceAccounts(o.Namespace), o)
-	case *rbacv1.Role:
-		return upsert(ctx, cs.RbacV1().Roles(o.Namespace), o)
-	case *rbacv1.RoleBinding:
-		return upsert(ctx, cs.RbacV1().RoleBindings(o.Namespace), o)
-	case *rbacv1.ClusterRole:
-		return upsert(ctx, cs.RbacV1().ClusterRoles(), o)
-	case *rbacv1.ClusterRoleBinding:
-		return upsert(ctx, cs.RbacV1().ClusterRoleBindings(), o)
-	case *corev1.ConfigMap:
-		return upsert(ctx, cs.CoreV1().ConfigMaps(o.Namespace), o)
-	case *appsv1.Deployment:
-		return upsert(ctx, cs.AppsV1().Deployments(o.Namespace), o)
-	case *policyv1.PodDisruptionBudget:
-		return upsert(ctx, cs.PolicyV1().PodDisruptionBudgets(o.Namespace), o)
-	default:
-		return fmt.Errorf("unsupported kind %T", obj)
+// apply creates obj, or replaces the existing object of that name.
+func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, obj *unstructured.Unstructured) error {
+	gvk := obj.GroupVersionKind()
+	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return err
 	}
+	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+	}
+	_, err = ri.Create(ctx, obj, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	cur, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	obj.SetResourceVersion(cur.GetResourceVersion())
+	_, err = ri.Update(ctx, obj, metav1.UpdateOptions{})
+	return err
 }

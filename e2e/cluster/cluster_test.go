@@ -17,11 +17,10 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 )
 
-// TestCollectorRBAC checks both ways of granting the collectors'
-// permissions (deploy/ manifests, as they are and moved to another
-// namespace with a ServiceAccount per replica, and the built-in
-// equivalent): each ServiceAccount can create, get and update its Lease and read the cluster,
-// and nothing more.
+// TestCollectorRBAC checks deploy/'s manifests, as they are and moved to
+// another namespace with a ServiceAccount per replica: each ServiceAccount
+// can create, get and update its Lease and read the cluster, and nothing
+// more.
 func TestCollectorRBAC(t *testing.T) {
 	ctx := t.Context()
 	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: t.Output()})
@@ -29,24 +28,18 @@ func TestCollectorRBAC(t *testing.T) {
 	t.Cleanup(func() { assert.NoError(t, cp.Stop()) })
 	cs := cp.Clientset()
 
-	applied, err := cluster.ApplyDeployRBAC(ctx, cs, "../../deploy")
+	applied, err := cluster.ApplyDeployRBAC(ctx, cp.RESTConfig(), "../../deploy")
 	require.NoError(t, err)
-	if !applied {
-		t.Log("deploy/ manifests not found; checking the built-in RBAC only")
-	}
-	require.NoError(t, cluster.EnsureCollectorRBAC(ctx, cs, "builtin", "collector", cluster.LeaseName))
-	if applied { // deploy/'s RBAC in another namespace, one ServiceAccount per replica
-		require.NoError(t, cluster.ApplyDeployRBACIn(ctx, cs, "../../deploy", "moved", "replica-1", "replica-2"))
-		_, err := cs.CoreV1().ServiceAccounts("moved").Get(ctx, cluster.ServiceAccount, metav1.GetOptions{})
-		assert.True(t, apierrors.IsNotFound(err), "only the replicas' ServiceAccounts: %v", err)
-	}
+	require.True(t, applied, "deploy/'s RBAC manifests")
+	// deploy/'s RBAC in another namespace, one ServiceAccount per replica.
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, cp.RESTConfig(), "../../deploy",
+		cluster.RBACTarget{Namespace: "moved", ServiceAccounts: []string{"replica-1", "replica-2"}}))
+	_, err = cs.CoreV1().ServiceAccounts("moved").Get(ctx, cluster.ServiceAccount, metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "only the replicas' ServiceAccounts: %v", err)
 
 	for _, id := range []struct{ ns, sa string }{
-		{cluster.Namespace, cluster.ServiceAccount}, {"builtin", "collector"}, {"moved", "replica-1"}, {"moved", "replica-2"},
+		{cluster.Namespace, cluster.ServiceAccount}, {"moved", "replica-1"}, {"moved", "replica-2"},
 	} {
-		if id.ns != "builtin" && !applied {
-			continue
-		}
 		t.Run(id.ns, func(t *testing.T) {
 			path, err := cp.ServiceAccountKubeconfig(ctx, id.ns, id.sa, "")
 			require.NoError(t, err)

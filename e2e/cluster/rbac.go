@@ -2,16 +2,17 @@ package cluster
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // The names deploy/ uses: the collectors run as ServiceAccount
@@ -26,9 +27,9 @@ const (
 // identity and permissions, in apply order.
 var DeployRBACFiles = []string{"namespace.yaml", "serviceaccount.yaml", "rbac-lease.yaml", "rbac-cluster.yaml"}
 
-// ApplyDeployRBAC applies DeployRBACFiles from deployDir. It reports false
-// (and does nothing) if any of them is missing.
-func ApplyDeployRBAC(ctx context.Context, cs kubernetes.Interface, deployDir string) (bool, error) {
+// ApplyDeployRBAC applies DeployRBACFiles from deployDir as they are. It
+// reports false (and does nothing) if any of them is missing.
+func ApplyDeployRBAC(ctx context.Context, cfg *rest.Config, deployDir string) (bool, error) {
 	var paths []string
 	for _, f := range DeployRBACFiles {
 		p := filepath.Join(deployDir, f)
@@ -37,69 +38,102 @@ func ApplyDeployRBAC(ctx context.Context, cs kubernetes.Interface, deployDir str
 		}
 		paths = append(paths, p)
 	}
-	return true, ApplyFiles(ctx, cs, paths...)
+	return true, ApplyFiles(ctx, cfg, paths...)
 }
 
-// ApplyDeployRBACIn applies DeployRBACFiles from deployDir moved to
-// namespace ns, so that several tests can each have the collectors'
-// permissions exactly as deploy/ grants them, in a namespace of their own:
-// Namespace ns, and the ServiceAccount, Role and RoleBinding in it; the
-// ClusterRole as it is, and its ClusterRoleBinding, named <name>-<ns>, for
-// the ServiceAccount of ns.
-//
-// With serviceAccounts, deploy/'s ServiceAccount becomes one ServiceAccount
-// of each of these names, and every binding binds each of them instead: the
-// same permissions, but each replica its own identity, so that its requests
-// can be told apart (in the audit log).
-func ApplyDeployRBACIn(ctx context.Context, cs kubernetes.Interface, deployDir, ns string, serviceAccounts ...string) error {
+// RBACTarget says where ApplyDeployRBACIn moves deploy/'s RBAC.
+type RBACTarget struct {
+	// Namespace replaces deploy/'s namespace: the Namespace itself, the
+	// ServiceAccount, the Lease Role and the bindings' subjects; the
+	// ClusterRoleBinding is named <name>-<Namespace>.
+	Namespace string
+	// LeaseName, when set, replaces deploy/'s Lease name in the Role's
+	// resourceNames (another distribution campaigning for another Lease).
+	LeaseName string
+	// ServiceAccounts, when set, replace deploy/'s ServiceAccount: one of
+	// each name, and every binding binds each of them — the same
+	// permissions, but each replica its own identity, so that its requests
+	// can be told apart (in the audit log).
+	ServiceAccounts []string
+}
+
+// ApplyDeployRBACIn applies DeployRBACFiles from deployDir moved as to says,
+// so that several tests can each have the collectors' permissions exactly as
+// deploy/ grants them, in a namespace of their own. The ClusterRole is
+// applied as it is.
+func ApplyDeployRBACIn(ctx context.Context, cfg *rest.Config, deployDir string, to RBACTarget) error {
 	paths := make([]string, len(DeployRBACFiles))
 	for i, f := range DeployRBACFiles {
 		paths[i] = filepath.Join(deployDir, f)
 	}
-	subjects := func(ss []rbacv1.Subject) []rbacv1.Subject {
-		var out []rbacv1.Subject
-		for _, s := range ss {
-			if s.Kind != rbacv1.ServiceAccountKind {
-				out = append(out, s)
+	ns, sas := to.Namespace, to.ServiceAccounts
+	subjects := func(obj *unstructured.Unstructured) {
+		ss, _, _ := unstructured.NestedSlice(obj.Object, "subjects")
+		var out []any
+		for _, x := range ss {
+			s, ok := x.(map[string]any)
+			if !ok || s["kind"] != rbacv1.ServiceAccountKind {
+				out = append(out, x)
 				continue
 			}
-			s.Namespace = ns
-			if len(serviceAccounts) == 0 {
+			s["namespace"] = ns
+			if len(sas) == 0 {
 				out = append(out, s)
 			}
-			for _, sa := range serviceAccounts {
-				s.Name = sa
-				out = append(out, s)
+			for _, sa := range sas {
+				c := maps.Clone(s)
+				c["name"] = sa
+				out = append(out, c)
 			}
 		}
-		return out
+		_ = unstructured.SetNestedSlice(obj.Object, out, "subjects")
 	}
-	return applyFiles(ctx, cs, func(obj runtime.Object) []runtime.Object {
-		switch o := obj.(type) {
-		case *corev1.Namespace:
-			o.Name = ns
-		case *corev1.ServiceAccount:
-			o.Namespace = ns
-			if len(serviceAccounts) > 0 {
-				var out []runtime.Object
-				for _, sa := range serviceAccounts {
-					c := o.DeepCopy()
-					c.Name = sa
-					out = append(out, c)
+	leaseName := func(obj *unstructured.Unstructured) {
+		rules, _, _ := unstructured.NestedSlice(obj.Object, "rules")
+		for _, x := range rules {
+			r, ok := x.(map[string]any)
+			if !ok {
+				continue
+			}
+			names, _ := r["resourceNames"].([]any)
+			for i, n := range names {
+				if n == LeaseName {
+					names[i] = to.LeaseName
+				}
+			}
+		}
+		_ = unstructured.SetNestedSlice(obj.Object, rules, "rules")
+	}
+	return applyFiles(ctx, cfg, func(obj *unstructured.Unstructured) []*unstructured.Unstructured {
+		switch obj.GetKind() {
+		case "Namespace":
+			obj.SetName(ns)
+		case "ClusterRole":
+		case "ClusterRoleBinding":
+			obj.SetName(obj.GetName() + "-" + ns)
+			subjects(obj)
+		case "ServiceAccount":
+			obj.SetNamespace(ns)
+			if len(sas) > 0 {
+				out := make([]*unstructured.Unstructured, len(sas))
+				for i, sa := range sas {
+					out[i] = obj.DeepCopy()
+					out[i].SetName(sa)
 				}
 				return out
 			}
-		case *rbacv1.ClusterRole:
-		case *rbacv1.ClusterRoleBinding:
-			o.Name += "-" + ns
-			o.Subjects = subjects(o.Subjects)
-		case *rbacv1.RoleBinding:
-			o.Namespace = ns
-			o.Subjects = subjects(o.Subjects)
-		case metav1.Object:
-			o.SetNamespace(ns)
+		case "RoleBinding":
+			obj.SetNamespace(ns)
+			subjects(obj)
+		case "Role":
+			obj.SetNamespace(ns)
+			if to.LeaseName != "" {
+				leaseName(obj)
+			}
+		default:
+			obj.SetNamespace(ns)
 		}
-		return []runtime.Object{obj}
+		return []*unstructured.Unstructured{obj}
 	}, paths...)
 }
 
@@ -128,64 +162,4 @@ func Can(ctx context.Context, cs kubernetes.Interface, ns, sa, verb, group, reso
 		return false, err
 	}
 	return r.Status.Allowed, nil
-}
-
-// EnsureCollectorRBAC creates the same identity and permissions as deploy/
-// in code: Namespace ns, ServiceAccount ns/sa, a Role to create the Lease and
-// get/update Lease leaseName, and a ClusterRole with the read access of
-// k8s_cluster and k8s_events, both bound to the ServiceAccount.
-func EnsureCollectorRBAC(ctx context.Context, cs kubernetes.Interface, ns, sa, leaseName string) error {
-	name := ns + "-" + sa
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}
-	read := []string{"get", "list", "watch"}
-	steps := []func() error{
-		func() error {
-			return upsert(ctx, cs.CoreV1().Namespaces(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-		},
-		func() error {
-			return upsert(ctx, cs.CoreV1().ServiceAccounts(ns), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}})
-		},
-		func() error {
-			return upsert(ctx, cs.RbacV1().Roles(ns), &rbacv1.Role{
-				ObjectMeta: metav1.ObjectMeta{Name: name + "-lease", Namespace: ns},
-				Rules: []rbacv1.PolicyRule{
-					{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
-					{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{leaseName}, Verbs: []string{"get", "update"}},
-				},
-			})
-		},
-		func() error {
-			return upsert(ctx, cs.RbacV1().RoleBindings(ns), &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: name + "-lease", Namespace: ns},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name + "-lease"},
-				Subjects:   subject,
-			})
-		},
-		func() error {
-			return upsert(ctx, cs.RbacV1().ClusterRoles(), &rbacv1.ClusterRole{
-				ObjectMeta: metav1.ObjectMeta{Name: name + "-read"},
-				Rules: []rbacv1.PolicyRule{
-					{APIGroups: []string{""}, Verbs: read, Resources: []string{"events", "namespaces", "namespaces/status", "nodes", "nodes/spec",
-						"pods", "pods/status", "replicationcontrollers", "replicationcontrollers/status", "resourcequotas", "services"}},
-					{APIGroups: []string{"apps"}, Verbs: read, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}},
-					{APIGroups: []string{"extensions"}, Verbs: read, Resources: []string{"daemonsets", "deployments", "replicasets"}},
-					{APIGroups: []string{"batch"}, Verbs: read, Resources: []string{"jobs", "cronjobs"}},
-					{APIGroups: []string{"autoscaling"}, Verbs: read, Resources: []string{"horizontalpodautoscalers"}},
-				},
-			})
-		},
-		func() error {
-			return upsert(ctx, cs.RbacV1().ClusterRoleBindings(), &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: name + "-read"},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name + "-read"},
-				Subjects:   subject,
-			})
-		},
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

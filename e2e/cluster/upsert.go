@@ -1,5 +1,5 @@
 // Package cluster prepares a cluster for the collectors: their RBAC (from
-// deploy/ or built in), demo workloads, and a steady trickle of Events.
+// deploy/), demo workloads, and a steady trickle of Events.
 package cluster
 
 import (

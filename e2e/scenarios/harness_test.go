@@ -174,7 +174,7 @@ func start(t *testing.T, o options) *scenario {
 	var err error
 	s.audit, err = audit.NewLog(cp.AuditLog, cluster.ServiceAccountUser(s.ns, ""))
 	require.NoError(t, err)
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cs, deployDir, s.ns, s.sas...))
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: s.sas}))
 	s.waitLeaseRBAC(true)
 	s.waitCan(true, "list", "", "pods", "", "") // the ClusterRole of the sub-receivers
 	kubeconfigs := make([]string, o.replicas)

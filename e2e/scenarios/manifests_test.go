@@ -26,8 +26,8 @@ func TestDeployManifestsGrantExactlyTheLease(t *testing.T) {
 	ctx := t.Context()
 	files, err := cluster.DeployFiles(deployDir)
 	require.NoError(t, err)
-	require.NoError(t, cluster.ApplyFiles(ctx, cs, files...))
-	require.NoError(t, cluster.ApplyFiles(ctx, cs, files...))
+	require.NoError(t, cluster.ApplyFiles(ctx, cp.RESTConfig(), files...))
+	require.NoError(t, cluster.ApplyFiles(ctx, cp.RESTConfig(), files...))
 	ns, sa, lease := cluster.Namespace, cluster.ServiceAccount, cluster.LeaseName
 	dep, err := cs.AppsV1().Deployments(ns).Get(ctx, "otelcol-leader", metav1.GetOptions{})
 	require.NoError(t, err)

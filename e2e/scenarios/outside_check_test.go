@@ -33,7 +33,7 @@ func TestOverlapChecksCanFail(t *testing.T) {
 	// deploy/'s Lease Role in the other namespace, bound to replica-2's
 	// ServiceAccount (of the scenario's namespace).
 	ctx := t.Context()
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cs, deployDir, other, "unused"))
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: other, ServiceAccounts: []string{"unused"}}))
 	bindings, err := s.cs.RbacV1().RoleBindings(other).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	for _, rb := range bindings.Items {

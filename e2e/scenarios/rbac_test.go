@@ -43,7 +43,7 @@ func TestLeaseRBACRemovedThenRestored(t *testing.T) {
 	s.hold(time.Now().Add(leaseDuration + 2*retryPeriod)) // past the Lease's expiry
 
 	restored := time.Now()
-	require.NoError(t, cluster.ApplyDeployRBACIn(t.Context(), s.cs, deployDir, s.ns, s.sas...))
+	require.NoError(t, cluster.ApplyDeployRBACIn(t.Context(), s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: s.sas}))
 	for _, r := range s.f.Replicas() {
 		s.waitFor(30*time.Second, r.Name+" reaches the Lease again", func(ev fleet.Event) bool {
 			return ev.Replica == r.Name && ev.Kind == fleet.LeaseReachable && ev.At.After(restored)

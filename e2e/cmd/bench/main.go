@@ -48,6 +48,7 @@ type options struct {
 	jitter                      time.Duration
 	trialTimeout                time.Duration
 	eventEvery                  time.Duration
+	deployDir                   string
 	out, markdown, workDir      string
 	keep, quick                 bool
 }
@@ -74,6 +75,7 @@ func realMain() int {
 	flag.IntVar(&o.resourceSamples, "p5-samples", 10, "resource samples of every replica, 2s apart (P5)")
 	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "random pause in [0, jitter) before each kill, so kills fall at random points of the 2s renew cycle")
 	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait in a trial")
+	flag.StringVar(&o.deployDir, "deploy-dir", "../deploy", "directory with deploy/'s RBAC manifests, applied for every replica of both distributions")
 	flag.DurationVar(&o.eventEvery, "event-every", 5*time.Second, "interval of the demo Kubernetes Events (k8s_events has something to watch)")
 	flag.StringVar(&o.out, "out", "bench-results.json", "JSON results file")
 	flag.StringVar(&o.markdown, "markdown", "", "also write the tables in Markdown to this file")
@@ -254,11 +256,16 @@ func run(ctx context.Context, o options) (err error) {
 	maxReplicas := slices.Max(append([]int{o.replicas}, crashCounts...))
 	for _, name := range order {
 		im := impls[name]
-		for i := 1; i <= maxReplicas; i++ {
-			sa := fleet.ReplicaName(i)
-			if err := cluster.EnsureCollectorRBAC(ctx, cs, im.Namespace, sa, im.LeaseName); err != nil {
-				return fmt.Errorf("RBAC for %s: %w", name, err)
-			}
+		sas := make([]string, maxReplicas)
+		for i := range sas {
+			sas[i] = fleet.ReplicaName(i + 1)
+		}
+		// deploy/'s RBAC, moved to this distribution's namespace and Lease.
+		if err := cluster.ApplyDeployRBACIn(ctx, cp.RESTConfig(), o.deployDir,
+			cluster.RBACTarget{Namespace: im.Namespace, LeaseName: im.LeaseName, ServiceAccounts: sas}); err != nil {
+			return fmt.Errorf("RBAC for %s: %w", name, err)
+		}
+		for _, sa := range sas {
 			kc, err := cp.ServiceAccountKubeconfig(ctx, im.Namespace, sa, "")
 			if err != nil {
 				return err

@@ -67,21 +67,14 @@ func (t *target) prepare(ctx context.Context, o options, workDir string) (string
 	}
 
 	sa := cluster.ServiceAccount
-	applied := false
-	if o.namespace == cluster.Namespace {
-		var err error
-		if applied, err = cluster.ApplyDeployRBAC(ctx, t.cs, o.deployDir); err != nil {
-			return "", fmt.Errorf("apply RBAC from %s: %w", o.deployDir, err)
-		}
+	if _, err := os.Stat(filepath.Join(o.deployDir, cluster.DeployRBACFiles[0])); err != nil {
+		return "", fmt.Errorf("the collectors' RBAC comes from deploy/'s manifests: %w (set --deploy-dir)", err)
 	}
-	if applied {
-		say("applied the collectors' RBAC from %s %v", o.deployDir, cluster.DeployRBACFiles)
-	} else {
-		if err := cluster.EnsureCollectorRBAC(ctx, t.cs, o.namespace, sa, cluster.LeaseName); err != nil {
-			return "", fmt.Errorf("create RBAC: %w", err)
-		}
-		say("created the collectors' RBAC in code: ServiceAccount %s/%s, Lease Role, read-only ClusterRole", o.namespace, sa)
+	// deploy/'s RBAC as it is, or moved to --namespace.
+	if err := cluster.ApplyDeployRBACIn(ctx, t.admin, o.deployDir, cluster.RBACTarget{Namespace: o.namespace}); err != nil {
+		return "", fmt.Errorf("apply RBAC from %s: %w", o.deployDir, err)
 	}
+	say("applied the collectors' RBAC from %s %v in namespace %s", o.deployDir, cluster.DeployRBACFiles, o.namespace)
 	path := filepath.Join(workDir, "collector.kubeconfig")
 	if err := controlplane.WriteServiceAccountKubeconfig(ctx, t.admin, o.namespace, sa, "", path); err != nil {
 		return "", err

@@ -56,7 +56,7 @@ func realMain() int {
 	flag.StringVar(&o.config, "config", "../distribution/config.yaml", "collector configuration")
 	flag.IntVar(&o.replicas, "replicas", 3, "number of collector replicas")
 	flag.StringVar(&o.namespace, "namespace", "otel-leader", "namespace of the collectors' ServiceAccount and Lease (POD_NAMESPACE)")
-	flag.StringVar(&o.deployDir, "deploy-dir", "", "directory with the RBAC manifests (default: deploy/ beside the config's directory; RBAC is created in code if absent)")
+	flag.StringVar(&o.deployDir, "deploy-dir", "", "directory with the RBAC manifests (default: deploy/ beside the config's directory)")
 	flag.StringVar(&o.workDir, "work-dir", "", "directory for the replicas' logs and output (default: a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary work directory (logs, output) on exit")
 	flag.BoolVar(&o.controllerManager, "controller-manager", true, "local control plane: also run kube-controller-manager (Deployments get Pods, real Events)")
