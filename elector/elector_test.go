@@ -532,33 +532,28 @@ func TestSameIdentityOnTwoCandidatesNeverGivesTwoTerms(t *testing.T) {
 	})
 }
 
-// Rule 4: a foreign holder is waited out for the candidate's own
-// lease_duration even when the record names a shorter one.
-func TestForeignHolderWithAShorterDurationWaitsOwnLeaseDuration(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(heldLease(5))
-		b := newElector(t, cs, "b")
-		start := time.Now()
-		require.False(t, try(t, b))
-		sleepUntil(start, 15*time.Second-time.Millisecond)
-		require.False(t, try(t, b), "taken after the record's 5s")
-		sleepUntil(start, 15*time.Second)
-		require.True(t, try(t, b))
-	})
-}
-
-// Rule 4: ... and for the record's duration when it is longer.
-func TestForeignHolderWithALongerDurationWaitsItsDuration(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(heldLease(30))
-		b := newElector(t, cs, "b")
-		start := time.Now()
-		require.False(t, try(t, b))
-		sleepUntil(start, 30*time.Second-time.Millisecond)
-		require.False(t, try(t, b), "taken after its own 15s")
-		sleepUntil(start, 30*time.Second)
-		require.True(t, try(t, b))
-	})
+// Rule 4: a foreign holder is waited out for the longer of the record's
+// duration and the candidate's own lease_duration (15s): a shorter duration
+// written by someone else does not shorten the wait.
+func TestForeignHolderWaitsTheLongerDuration(t *testing.T) {
+	for _, tt := range []struct {
+		recordSeconds int32
+		wait          time.Duration
+	}{
+		{recordSeconds: 5, wait: 15 * time.Second},  // its own
+		{recordSeconds: 30, wait: 30 * time.Second}, // the record's
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			cs := newClientset(heldLease(tt.recordSeconds))
+			b := newElector(t, cs, "b")
+			start := time.Now()
+			require.False(t, try(t, b))
+			sleepUntil(start, tt.wait-time.Millisecond)
+			require.False(t, try(t, b), "record of %ds taken before %s", tt.recordSeconds, tt.wait)
+			sleepUntil(start, tt.wait)
+			require.True(t, try(t, b), "record of %ds not taken at %s", tt.recordSeconds, tt.wait)
+		})
+	}
 }
 
 // Rule 4: the wait counts on the candidate's own clock from when it first

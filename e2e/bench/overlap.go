@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+
 	"sort"
 	"time"
 )
@@ -78,19 +80,13 @@ func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
 		o.MaxConcurrent = 1
 	}
 	// Union of the spans of all receivers.
-	sort.Slice(dup, func(i, j int) bool { return dup[i].start.Before(dup[j].start) })
-	var merged []span
-	for _, s := range dup {
-		if k := len(merged) - 1; k >= 0 && !s.start.After(merged[k].end) {
-			if s.end.After(merged[k].end) {
-				merged[k].end = s.end
-			}
-			continue
-		}
-		merged = append(merged, s)
+	ivs := make([]audit.Interval, len(dup))
+	for i, s := range dup {
+		ivs[i] = audit.Interval{Start: s.start, End: s.end}
 	}
+	merged := audit.Union(ivs)
 	for _, s := range merged {
-		d := s.end.Sub(s.start).Seconds()
+		d := s.End.Sub(s.Start).Seconds()
 		o.Seconds += d
 		if d > o.LongestSeconds {
 			o.LongestSeconds = d
