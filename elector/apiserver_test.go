@@ -5,9 +5,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
@@ -64,6 +66,12 @@ func versioned(tracker k8stesting.ObjectTracker) k8stesting.ReactionFunc {
 				}
 			}
 			l.ResourceVersion = strconv.FormatInt(resourceVersions.Add(1), 10)
+			// Like a real API server, store times in microseconds.
+			for _, mt := range []**metav1.MicroTime{&l.Spec.AcquireTime, &l.Spec.RenewTime} {
+				if *mt != nil {
+					*mt = &metav1.MicroTime{Time: (*mt).Truncate(time.Microsecond)}
+				}
+			}
 			if creating {
 				l.UID = types.UID("uid-" + l.ResourceVersion)
 				if err := tracker.Create(a.GetResource(), l, l.Namespace); err != nil {

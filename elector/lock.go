@@ -52,9 +52,11 @@ func leaseSpec(holder string, durationSeconds int32, acquired, renewed time.Time
 	return coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(holder),
 		LeaseDurationSeconds: ptr.To(durationSeconds),
-		AcquireTime:          &metav1.MicroTime{Time: acquired},
-		RenewTime:            &metav1.MicroTime{Time: renewed},
-		LeaseTransitions:     ptr.To(transitions),
+		// The API server stores microseconds: a spec whose answer was lost is
+		// recognised in the stored version only if it is written as stored.
+		AcquireTime:      &metav1.MicroTime{Time: acquired.Truncate(time.Microsecond)},
+		RenewTime:        &metav1.MicroTime{Time: renewed.Truncate(time.Microsecond)},
+		LeaseTransitions: ptr.To(transitions),
 	}
 }
 
