@@ -25,7 +25,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -109,34 +113,81 @@ func (j *journal) index(e string, from int) int {
 }
 
 // cluster is a fake API server shared by several replicas. Like a real one,
-// it rejects a Lease update whose resourceVersion is stale, and it journals
-// every change of holder.
+// it rejects a Lease update whose resourceVersion is stale, stamps a new
+// resourceVersion on every write (and a uid on every creation), serves
+// watches, and it journals every change of holder.
 type cluster struct {
 	tracker k8stesting.ObjectTracker
 	journal *journal
 	mu      sync.Mutex // serialises applying a change and journaling it
+	version int        // the last resourceVersion stamped
 }
 
 func newCluster(j *journal) *cluster {
 	return &cluster{tracker: fake.NewClientset().Tracker(), journal: j}
 }
 
-// client returns a clientset for one replica; while fail is set, every call
+// client returns a client for one replica; while fail is set, every call
 // it makes fails as if the API server were unreachable. A write is applied at
 // once, but its answer reaches the replica only after slow (then reset).
-func (c *cluster) client(fail *atomic.Bool, slow *atomic.Int64) *fake.Clientset {
+func (c *cluster) client(fail *atomic.Bool, slow *atomic.Int64) kubernetes.Interface {
 	cs := &fake.Clientset{}
 	cs.AddReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if fail != nil && fail.Load() {
 			return true, nil, errors.New("connection refused (injected)")
 		}
-		handled, obj, err := c.apply(a)
-		if slow != nil && a.GetVerb() != "get" {
-			time.Sleep(time.Duration(slow.Swap(0))) // fake time inside a synctest bubble
-		}
-		return handled, obj, err
+		return c.apply(a)
 	})
-	return cs
+	cs.AddWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if fail != nil && fail.Load() {
+			return true, nil, errors.New("connection refused (injected)")
+		}
+		w, err := c.tracker.Watch(a.GetResource(), a.GetNamespace())
+		return true, w, err
+	})
+	return slowClient{cs, slow}
+}
+
+// slowClient delays the answers to Lease writes outside the fake's lock,
+// which the replica's watch needs too: a goroutine waiting on a mutex is not
+// durably blocked in a synctest bubble, so fake time would stand still.
+type slowClient struct {
+	*fake.Clientset
+	slow *atomic.Int64
+}
+
+func (s slowClient) CoordinationV1() coordinationv1client.CoordinationV1Interface {
+	return slowCoordination{s.Clientset.CoordinationV1(), s.slow}
+}
+
+type slowCoordination struct {
+	coordinationv1client.CoordinationV1Interface
+	slow *atomic.Int64
+}
+
+func (s slowCoordination) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return slowLeases{s.CoordinationV1Interface.Leases(namespace), s.slow}
+}
+
+type slowLeases struct {
+	coordinationv1client.LeaseInterface
+	slow *atomic.Int64
+}
+
+func (s slowLeases) late() {
+	if s.slow != nil {
+		time.Sleep(time.Duration(s.slow.Swap(0))) // fake time inside a synctest bubble
+	}
+}
+
+func (s slowLeases) Create(ctx context.Context, l *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error) {
+	defer s.late()
+	return s.LeaseInterface.Create(ctx, l, opts)
+}
+
+func (s slowLeases) Update(ctx context.Context, l *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error) {
+	defer s.late()
+	return s.LeaseInterface.Update(ctx, l, opts)
 }
 
 func (c *cluster) apply(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -146,7 +197,7 @@ func (c *cluster) apply(a k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, err
 	}
 	handled, obj, err := k8stesting.ObjectReaction(c.tracker)(a)
-	if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" {
+	if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" && a.GetVerb() != "list" {
 		holder := ""
 		if l.Spec.HolderIdentity != nil {
 			holder = *l.Spec.HolderIdentity
@@ -157,7 +208,8 @@ func (c *cluster) apply(a k8stesting.Action) (bool, runtime.Object, error) {
 }
 
 // checkVersion gives a Lease update the optimistic concurrency of a real API
-// server, and stamps a new resourceVersion on every create and update.
+// server, and stamps a new resourceVersion on every create and update (and a
+// uid on every creation).
 func (c *cluster) checkVersion(a k8stesting.Action) error {
 	write, ok := a.(interface{ GetObject() runtime.Object })
 	if !ok || a.GetResource().Resource != "leases" {
@@ -173,8 +225,11 @@ func (c *cluster) checkVersion(a k8stesting.Action) error {
 			return apierrors.NewConflict(a.GetResource().GroupResource(), l.Name, errors.New("the object has been modified"))
 		}
 	}
-	rv, _ := strconv.Atoi(l.ResourceVersion)
-	l.ResourceVersion = strconv.Itoa(rv + 1)
+	c.version++
+	l.ResourceVersion = strconv.Itoa(c.version)
+	if a.GetVerb() == "create" {
+		l.UID = types.UID("uid-" + l.ResourceVersion)
+	}
 	return nil
 }
 
@@ -186,8 +241,8 @@ func (c *cluster) edit(t *testing.T, edit func(*coordinationv1.Lease)) {
 	defer c.mu.Unlock()
 	l := c.lease(t)
 	edit(l)
-	rv, _ := strconv.Atoi(l.ResourceVersion)
-	l.ResourceVersion = strconv.Itoa(rv + 1)
+	c.version++
+	l.ResourceVersion = strconv.Itoa(c.version)
 	require.NoError(t, c.tracker.Update(leasesGVR, l, "ns"))
 }
 

@@ -78,6 +78,7 @@ type runner struct {
 	clearGroupErr bool  // the next successful attempt on the Lease clears groupErr
 	fatal         bool  // a FatalError was reported: nothing is reported after it
 	reported      string
+	watchState    int // watchUnknown, watchHealthy or watchBroken, as last logged
 }
 
 func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, error) {
@@ -129,6 +130,7 @@ func (r *runner) start(host component.Host) error {
 		RenewDeadline: le.RenewDeadline,
 		RetryPeriod:   le.RetryPeriod,
 		OnAttempt:     r.onAttempt,
+		OnWatch:       r.onWatch,
 	})
 	if err != nil {
 		return fmt.Errorf("leader_election: %w", err)
@@ -480,6 +482,28 @@ func (r *runner) onAttempt(err error) {
 	}
 	r.reportLocked()
 }
+
+// onWatch logs when the watch of the Lease is established and when it
+// breaks, only on a change: every term and campaign watches anew.
+func (r *runner) onWatch(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil && r.watchState != watchBroken:
+		r.watchState = watchBroken
+		r.logger.Warn(logmsg.WatchBroken, zap.Error(err))
+	case err == nil && r.watchState != watchHealthy:
+		r.watchState = watchHealthy
+		r.logger.Info(logmsg.Watching)
+	}
+}
+
+// Whether the Lease is watched, as last logged.
+const (
+	watchUnknown = iota
+	watchHealthy
+	watchBroken
+)
 
 func (r *runner) setGroupErr(err error) {
 	r.mu.Lock()

@@ -152,11 +152,16 @@ func TestLostAPIAccessIsReported(t *testing.T) {
 		assert.False(t, a.leading())
 		time.Sleep(time.Minute) // fake time: ~20 failed attempts
 		assert.Equal(t, 1, a.logCount("cannot read or write the lease"), "logged once, not on every retry")
+		assert.Equal(t, 1, a.logCount(logmsg.WatchBroken), "logged once, not on every retry")
+		assert.Contains(t, a.logs.FilterMessage(logmsg.WatchBroken).All()[0].ContextMap()["error"], "list lease ns/lease: connection refused (injected)")
+		assert.Zero(t, a.logCount(logmsg.Watching))
 
 		a.fail.Store(false)
 		waitFor(t, time.Minute, a.leading, "a does not lead once the API server is back")
 		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
 		assert.Equal(t, 1, a.logCount("lease reachable again"))
+		time.Sleep(time.Minute) // fake time: the watch is back (backoff up to a minute), a leads on
+		assert.Equal(t, 1, a.logCount(logmsg.Watching), "logged when the watch came back, once")
 		require.NoError(t, a.r.Shutdown(context.Background()))
 	})
 }

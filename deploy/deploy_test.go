@@ -94,7 +94,7 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 	}
 }
 
-func TestLeaseRoleGrantsOnlyGetCreateUpdate(t *testing.T) {
+func TestLeaseRoleGrantsOnlyWhatTheElectorNeeds(t *testing.T) {
 	var role rbacv1.Role
 	var binding rbacv1.RoleBinding
 	docs := splitDocs(readFile(t, "rbac-lease.yaml"))
@@ -122,18 +122,21 @@ func checkLeaseRules(t *testing.T, rules []rbacv1.PolicyRule, lease string) {
 		}
 		for _, v := range r.Verbs {
 			switch v {
-			case "get", "create", "update":
+			case "get", "create", "update", "list", "watch":
 				verbs[v] = true
 			default:
-				t.Errorf("rule %+v: verb %q; the elector needs only get, create, update", r, v)
+				t.Errorf("rule %+v: verb %q; the elector needs only get, create, update, list, watch", r, v)
 			}
 			if v == "create" && len(r.ResourceNames) > 0 {
 				t.Errorf("rule %+v: create cannot be restricted by resourceNames", r)
 			}
+			if v != "create" && !slices.Equal(r.ResourceNames, []string{lease}) {
+				t.Errorf("rule %+v: %s must be restricted to the Lease %q", r, v, lease)
+			}
 		}
 	}
-	if len(verbs) != 3 {
-		t.Errorf("lease verbs = %v, want get, create and update", verbs)
+	if len(verbs) != 5 {
+		t.Errorf("lease verbs = %v, want get, create, update, list and watch", verbs)
 	}
 }
 

@@ -1,10 +1,13 @@
 package elector
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"testing"
+	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -12,7 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -82,5 +87,69 @@ func versioned(tracker k8stesting.ObjectTracker) k8stesting.ReactionFunc {
 			}
 		}
 		return k8stesting.ObjectReaction(tracker)(a)
+	}
+}
+
+// delayed wraps a fake API server's leases so that a test can delay a Get,
+// Create or Update before or after the API server applies it: around runs
+// call (the real request) and may sleep before or after it. A reactor that
+// slept would hold the fake's lock, which the watch needs too, and a
+// goroutine waiting on a mutex is not durably blocked in a synctest bubble:
+// fake time would stand still.
+func delayed(cs *fake.Clientset, around func(verb string, call func())) func(*Config) {
+	return func(c *Config) { c.Client = delayedLeases{cs.CoordinationV1(), around} }
+}
+
+type delayedLeases struct {
+	coordinationv1client.LeasesGetter
+	around func(verb string, call func())
+}
+
+func (d delayedLeases) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return delayedLease{d.LeasesGetter.Leases(namespace), d.around}
+}
+
+type delayedLease struct {
+	coordinationv1client.LeaseInterface
+	around func(verb string, call func())
+}
+
+func (d delayedLease) Get(ctx context.Context, name string, opts metav1.GetOptions) (l *coordinationv1.Lease, err error) {
+	d.around("get", func() { l, err = d.LeaseInterface.Get(ctx, name, opts) })
+	return l, err
+}
+
+func (d delayedLease) Create(ctx context.Context, lease *coordinationv1.Lease, opts metav1.CreateOptions) (l *coordinationv1.Lease, err error) {
+	d.around("create", func() { l, err = d.LeaseInterface.Create(ctx, lease, opts) })
+	return l, err
+}
+
+func (d delayedLease) Update(ctx context.Context, lease *coordinationv1.Lease, opts metav1.UpdateOptions) (l *coordinationv1.Lease, err error) {
+	d.around("update", func() { l, err = d.LeaseInterface.Update(ctx, lease, opts) })
+	return l, err
+}
+
+// withoutWatch makes the fake API server refuse the list and the watch of
+// Leases, as one whose RBAC grants only get, create and update: candidates
+// poll every retry period.
+func withoutWatch(cs *fake.Clientset) *fake.Clientset {
+	forbidden := func(verb string) error {
+		return apierrors.NewForbidden(coordinationv1.Resource("leases"), "lease", errors.New("cannot "+verb+" (injected)"))
+	}
+	cs.PrependReactor("list", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, forbidden("list")
+	})
+	cs.PrependWatchReactor("leases", func(k8stesting.Action) (bool, watch.Interface, error) {
+		return true, nil, forbidden("watch")
+	})
+	return cs
+}
+
+// forBothModes runs a synctest test with the watch (watched) and without it.
+func forBothModes(t *testing.T, test func(t *testing.T, watched bool)) {
+	for _, watched := range []bool{true, false} {
+		t.Run(map[bool]string{true: "watched", false: "polling"}[watched], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { test(t, watched) })
+		})
 	}
 }

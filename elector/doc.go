@@ -33,11 +33,32 @@
 // someone else does not shorten the wait. Clocks are never compared across
 // machines; only their rates are assumed to be close.
 //
+// # Watches
+//
+// Every candidate watches its one Lease (a list and a watch with the field
+// selector metadata.name=<name>, which RBAC resourceNames authorizes), and
+// counts a version the watch delivers as seen at the moment it arrives. A
+// standby makes no request while the watch is healthy: it tries at once when
+// the Lease is released or missing, and otherwise schedules one attempt at the
+// moment the version it saw last will have been unchanged for the wait above.
+// The watch is for speed only: every take-over is still a Get and a
+// conditional update (or a create), decided on the version the Get returned,
+// so a missed, late or reordered event can delay a take-over but never
+// allow one early. A version older than one already seen (compared as numbers,
+// as etcd's resourceVersions are, only to drop late events) is ignored. While
+// the watch cannot be established, candidates poll every retry period
+// (jittered) and re-establish it with backoff ([Config.OnWatch] hears of both).
+//
+// # Renewing
+//
 // The holder renews every retry period, optimistically: one update of the
 // version it last wrote, without a Get. Only if that update conflicts (or
 // finds the Lease gone) does it read the Lease and decide: a version that is
 // its own it renews; a foreign version ends its term at once; a missing Lease
-// it re-creates (see below). Each renewal counts from a clock reading taken
+// ends its term (see below). A version the holder's watch delivers that it did
+// not write makes it renew at once, so a hand edit ends its term within one
+// round trip; the deletion of the object it holds, delivered by the watch,
+// ends its term at once. Each renewal counts from a clock reading taken
 // before its write was sent (after its Get, when it made one). If no renewal has succeeded
 // within renew_deadline of the last one that did, the holder declares its term
 // lost — exactly then, even while an attempt is still waiting for the API
@@ -59,8 +80,11 @@
 // renews) it until lease_duration after the creation before
 // [Elector.Campaign] returns the term — also when it loses that term and
 // wins again by renewing the record it created: by then any holder of a
-// deleted Lease has given up. A holder that finds its own Lease deleted
-// re-creates it while renewing and keeps its term.
+// deleted Lease has given up. A holder whose Lease is deleted loses its term
+// (at once through its watch, else at its next renewal) and does not
+// re-create it while renewing: a candidate that does not wait after a
+// creation (client-go's) may re-create it and lead at once, and the holder
+// must already be stopping by then.
 //
 // Every attempt that reads the Lease reads the clock after its Get: a
 // version counts as seen only once the answer is in, and a term counts from a

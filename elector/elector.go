@@ -10,6 +10,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/utils/clock"
 )
@@ -44,6 +45,10 @@ type Config struct {
 	// Lease with nil when the API answered as expected and the error when it
 	// did not (forbidden, unreachable, conflict). It must not block.
 	OnAttempt func(err error)
+	// OnWatch, when set, is called whenever the watch of the Lease is
+	// established (nil) or breaks (why). While it is broken, candidates
+	// poll every retry period. It must not block.
+	OnWatch func(err error)
 }
 
 // MinStopMargin is the least lease_duration - renew_deadline accepted: the
@@ -95,6 +100,11 @@ type Elector struct {
 	mine        *coordinationv1.Lease      // the version this candidate last wrote (or found carrying the spec it wrote)
 	unconfirmed []coordinationv1.LeaseSpec // specs of writes whose answer was lost since the last one confirmed
 	created     time.Time                  // when this candidate last created (or tried to create) the Lease
+	gone        bool                       // the Lease was found missing since it was last seen
+	deleted     types.UID                  // the object a watch last saw deleted
+
+	pendingMu sync.Mutex    // guards pending only; never held while waiting
+	pending   []observation // what the watch delivered, not yet applied
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
@@ -126,11 +136,14 @@ func (e *Elector) Describe() string { return e.cfg.Namespace + "/" + e.cfg.Name 
 // it won, or returns ctx's error. The term renews itself until it is lost or
 // ended; the caller must end it with [Term.Release] or [Term.Abandon].
 func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
+	// The watch follows the Lease for the standby and, handed over with the
+	// term, for the holder.
+	w := e.startWatch()
 	for {
 		// Bound each attempt, so that an unreachable API server is reported
 		// (OnAttempt) instead of hiding behind client-go's own retries.
 		attemptCtx, cancel := context.WithTimeout(ctx, e.cfg.RenewDeadline)
-		a, _ := e.tryAcquireOrRenew(attemptCtx, false) // errors go to OnAttempt
+		a, err := e.tryAcquireOrRenew(attemptCtx, false) // errors go to OnAttempt
 		cancel()
 		switch {
 		case a.won && e.cfg.Clock.Since(a.at) >= e.cfg.RenewDeadline:
@@ -138,19 +151,19 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 			// The record is this candidate's: the next attempt renews it.
 			continue
 		case a.won:
-			term := e.startTerm(a.at)
+			term := e.startTerm(a.at, w)
 			if e.waitOutDeletedHolder(ctx, term) {
 				return term, nil
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			continue // lost the Lease while waiting: campaign again
+			w = e.startWatch() // the term stopped the watch it was given
+			continue           // lost the Lease while waiting: campaign again
 		}
-		select {
-		case <-ctx.Done():
+		if !e.waitForNextAttempt(ctx, w, err != nil) {
+			w.stop()
 			return nil, ctx.Err()
-		case <-e.cfg.Clock.After(jitter(e.cfg.RetryPeriod)):
 		}
 	}
 }
@@ -162,8 +175,8 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 // from one deleted by hand under a holder that still runs its work; such a
 // holder gives up within its renew_deadline of its last renewal, which came
 // before the deletion, so after lease_duration it has stopped. (A holder that
-// finds its own Lease deleted re-creates it while renewing and keeps its
-// term: that path does not come through here.) It reports whether the term
+// finds its own Lease deleted loses its term and, if it campaigns again and
+// creates the Lease, waits here like anyone.) It reports whether the term
 // is still held; if not, the term is ended. A term lost at the very moment
 // the wait ends is never handed out.
 func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term) bool {
@@ -214,6 +227,7 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context, renewing bool) (attempt
 }
 
 func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error) {
+	e.applyWatchedLocked()
 	if renewing && e.mine != nil && holderOf(e.mine) == e.Identity() {
 		// The holder renews optimistically, without a Get: an update of the
 		// version it last wrote succeeds only if nobody wrote since.
@@ -234,7 +248,12 @@ func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.
 	now := e.cfg.Clock.Now()
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err) && renewing:
+		// Deleted under its holder: the term ends (see the package doc).
+		e.gone = true
+		return attempt{at: now}, nil
+	case apierrors.IsNotFound(err):
 		return e.createLocked(ctx, now)
 	}
 	if err != nil {
@@ -328,14 +347,21 @@ func (e *Elector) expired(l *coordinationv1.Lease, now time.Time) bool {
 	if holderOf(l) == "" && durationSecondsOf(l) <= 1 {
 		return true
 	}
-	wait := max(time.Duration(durationSecondsOf(l))*time.Second, e.cfg.LeaseDuration)
-	return now.Sub(e.seenAt) >= wait
+	return now.Sub(e.seenAt) >= e.foreignWait(l)
+}
+
+// foreignWait is how long a version that is not this candidate's must be
+// seen unchanged before it may be taken: the longer of the record's lease
+// duration and this candidate's.
+func (e *Elector) foreignWait(l *coordinationv1.Lease) time.Duration {
+	return max(time.Duration(durationSecondsOf(l))*time.Second, e.cfg.LeaseDuration)
 }
 
 // observe remembers the version last seen and, when its resourceVersion (or
 // the object itself) changed, the moment it was first seen. Versions are
 // compared, never the records: two writes within one second are two changes.
 func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
+	e.gone = false
 	if e.seen == nil || e.seen.UID != l.UID || e.seen.ResourceVersion != l.ResourceVersion {
 		e.seenAt = now
 	}
@@ -353,7 +379,7 @@ func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
 
 // wrote records a version this candidate wrote.
 func (e *Elector) wrote(l *coordinationv1.Lease, now time.Time) {
-	e.mine, e.seen, e.seenAt, e.unconfirmed = l, l, now, nil
+	e.mine, e.seen, e.seenAt, e.unconfirmed, e.gone = l, l, now, nil, false
 }
 
 // failedWrite remembers the spec of a write whose outcome is unknown (no
@@ -403,6 +429,9 @@ func (e *Elector) release(ctx context.Context) (bool, error) {
 func (e *Elector) foreign() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.gone {
+		return fmt.Sprintf("lease %s was deleted", e.Describe())
+	}
 	if e.seen == nil {
 		return fmt.Sprintf("lease %s was written by another writer", e.Describe())
 	}

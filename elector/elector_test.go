@@ -254,9 +254,9 @@ func TestCampaignReturnsWhenCancelled(t *testing.T) {
 	})
 }
 
-// A Lease deleted by hand under a live holder: either the holder re-creates
-// it and keeps its term, or a standby creates it and waits until the holder
-// has given up before its own term begins. Never both at once.
+// A Lease deleted by hand under a live holder: the holder's term ends, and a
+// standby that creates the Lease waits until the holder has given up before
+// its own term begins. Never both at once.
 func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 	for seed := range 10 {
 		synctest.Test(t, func(t *testing.T) {
@@ -341,13 +341,12 @@ func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
 		var slow atomic.Bool
-		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if slow.Swap(false) {
+		a := newElector(t, cs, "a", delayed(cs, func(verb string, call func()) {
+			if verb == "get" && slow.Swap(false) {
 				time.Sleep(12 * time.Second) // fake time: longer than renew_deadline
 			}
-			return false, nil, nil
-		})
-		a := newElector(t, cs, "a")
+			call()
+		}))
 		first, err := a.Campaign(context.Background())
 		require.NoError(t, err)
 		first.Abandon()
@@ -480,7 +479,7 @@ func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
 // lease_duration from when it first saw that version, as for any holder.
 func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(freeLease())
+		cs := withoutWatch(newClientset(freeLease()))
 		start := time.Now()
 		termA, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -490,7 +489,7 @@ func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
 		sleepUntil(start, 3500*time.Millisecond)
 		require.False(t, try(t, b), "b did not write this record")
 		<-termA.Lost()
-		assert.Equal(t, 4*time.Second, time.Since(start), "lost at a's next renewal")
+		assert.Equal(t, 4*time.Second, time.Since(start), "lost at a's next renewal (no watch)")
 		assert.EqualError(t, termA.Err(), `lease ns/lease is held by "b"`)
 		sleepUntil(start, 18500*time.Millisecond-time.Millisecond)
 		require.False(t, try(t, b))
@@ -618,10 +617,14 @@ func TestHolderEmptiedByHandIsWaitedOut(t *testing.T) {
 	}
 }
 
+// verbs are the requests made on the Lease itself, without the watch's own
+// list and watch.
 func verbs(cs *fake.Clientset) []string {
 	var v []string
 	for _, a := range cs.Actions() {
-		v = append(v, a.GetVerb())
+		if verb := a.GetVerb(); verb != "list" && verb != "watch" {
+			v = append(v, verb)
+		}
 	}
 	return v
 }
@@ -647,8 +650,11 @@ func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
 // another candidate (here client-go's) ends the term at once, and the holder
 // writes nothing over it.
 func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := newClientset(freeLease())
+		if !watched {
+			withoutWatch(cs)
+		}
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -662,7 +668,11 @@ func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 		}))
 		cs.ClearActions()
 		<-term.Lost()
-		assert.Equal(t, 4*time.Second, time.Since(start), "at the first renewal after the write")
+		if watched {
+			assert.Equal(t, 3*time.Second, time.Since(start), "at once: the watch delivered the write")
+		} else {
+			assert.Equal(t, 4*time.Second, time.Since(start), "at the first renewal after the write")
+		}
 		assert.EqualError(t, term.Err(), `lease ns/lease is held by "cg"`)
 		term.Abandon()
 		assert.Equal(t, []string{"update", "get"}, verbs(cs))
@@ -674,8 +684,11 @@ func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 // holder wrote (an annotation added) renews that version and goes on
 // optimistically from it.
 func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := newClientset(freeLease())
+		if !watched {
+			withoutWatch(cs)
+		}
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -684,37 +697,45 @@ func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
 		cs.ClearActions()
 		sleepUntil(start, 4*time.Second)
 		synctest.Wait()
-		assert.Equal(t, []string{"update", "get", "update", "update"}, verbs(cs), "at 2s: conflict, read, renew; at 4s: renew")
+		if watched {
+			assert.Equal(t, []string{"update", "update"}, verbs(cs), "the watch delivered the edited version: renewals at 2s and 4s")
+		} else {
+			assert.Equal(t, []string{"update", "get", "update", "update"}, verbs(cs), "at 2s: conflict, read, renew; at 4s: renew")
+		}
 		assert.Nil(t, term.Err())
 		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time)
 		term.Abandon()
 	})
 }
 
-// Rule 6: a holder that finds its own Lease deleted re-creates it at its
-// next renewal and keeps its term (the update of the deleted version is
-// refused: it names the old uid).
-func TestHolderRecreatesItsDeletedLeaseAndKeepsItsTerm(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+// Rule 6: the deletion of the Lease ends its holder's term: at once when the
+// watch delivers it, otherwise at the next renewal (whose update names the
+// old uid and is refused), and the holder writes nothing (no re-creation):
+// a client-go candidate that re-creates a missing Lease leads at once.
+func TestDeletionEndsTheTerm(t *testing.T) {
+	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := newClientset(freeLease())
+		if !watched {
+			withoutWatch(cs)
+		}
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
 		sleepUntil(start, 3*time.Second)
 		require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
 		cs.ClearActions()
-		sleepUntil(start, 4*time.Second)
-		synctest.Wait()
-		assert.Equal(t, []string{"update", "get", "create"}, verbs(cs))
-		assert.Nil(t, term.Err())
-		assert.Equal(t, time.Now().Add(15*time.Second-150*time.Millisecond), term.Deadline(), "the re-creation renewed the term")
-		l := getLease(t, cs)
-		assert.Equal(t, "a", *l.Spec.HolderIdentity)
-		sleepUntil(start, 20*time.Second)
-		synctest.Wait()
-		assert.Nil(t, term.Err())
-		assert.Equal(t, time.Now(), getLease(t, cs).Spec.RenewTime.Time, "renewing the re-created Lease")
+		<-term.Lost()
+		if watched {
+			assert.Equal(t, 3*time.Second, time.Since(start), "at once: the watch delivered the deletion")
+			assert.Empty(t, verbs(cs))
+		} else {
+			assert.Equal(t, 4*time.Second, time.Since(start), "at the next renewal")
+			assert.Equal(t, []string{"update", "get"}, verbs(cs))
+		}
+		assert.EqualError(t, term.Err(), "lease ns/lease was deleted")
 		term.Abandon()
+		_, err = cs.CoordinationV1().Leases("ns").Get(context.Background(), "lease", metav1.GetOptions{})
+		assert.True(t, apierrors.IsNotFound(err), "the holder re-created the Lease: %v", err)
 	})
 }
 
@@ -739,8 +760,11 @@ func loseAnswer(cs *fake.Clientset, verb string) *atomic.Bool {
 // spec this candidate wrote: the next renewal conflicts, reads it, finds it
 // its own and renews it.
 func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := newClientset(freeLease())
+		if !watched {
+			withoutWatch(cs)
+		}
 		lose := loseAnswer(cs, "update")
 		// Off the microsecond grid: the API server stores the renewal's
 		// times in microseconds, and the lost spec must still match.
@@ -754,7 +778,11 @@ func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
 		cs.ClearActions()
 		sleepUntil(start, 4*time.Second)
 		synctest.Wait()
-		assert.Equal(t, []string{"update", "get", "update"}, verbs(cs))
+		if watched {
+			assert.Equal(t, []string{"update"}, verbs(cs), "the watch delivered the version: renewed optimistically")
+		} else {
+			assert.Equal(t, []string{"update", "get", "update"}, verbs(cs))
+		}
 		assert.Nil(t, term.Err())
 		assert.Equal(t, time.Now().Truncate(time.Microsecond), getLease(t, cs).Spec.RenewTime.Time)
 		term.Abandon()

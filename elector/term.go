@@ -21,6 +21,7 @@ func DriftSlack(leaseDuration time.Duration) time.Duration { return leaseDuratio
 // the Lease in the background until it is lost or the caller ends it.
 type Term struct {
 	e *Elector
+	w *watcher // follows the Lease for the term; stopped when the renew loop returns
 
 	ctx    context.Context // cancelled when the caller ends the term
 	cancel context.CancelFunc
@@ -32,10 +33,10 @@ type Term struct {
 	renewed time.Time // what the last successful renewal counts from; frozen once lost
 }
 
-func (e *Elector) startTerm(acquired time.Time) *Term {
+func (e *Elector) startTerm(acquired time.Time, w *watcher) *Term {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Term{
-		e: e, ctx: ctx, cancel: cancel, renewed: acquired,
+		e: e, w: w, ctx: ctx, cancel: cancel, renewed: acquired,
 		lost: make(chan struct{}), done: make(chan struct{}),
 	}
 	go t.renew()
@@ -105,9 +106,12 @@ func (t *Term) lastRenewal() time.Time {
 // attempt, but never sleeps past the renew deadline (renew_deadline after the
 // last successful renewal), also when the answer of a renewal came late; and
 // declares the term lost exactly at that deadline, even while an attempt
-// still waits for the API server.
+// still waits for the API server. A version of the Lease from the watch that
+// this candidate did not write makes it renew at once (a conflict then ends
+// the term); the deletion of the Lease ends the term at once.
 func (t *Term) renew() {
 	defer close(t.done)
+	defer t.w.stop()
 	clk, cfg := t.e.cfg.Clock, t.e.cfg
 	for {
 		remaining := cfg.RenewDeadline - clk.Since(t.lastRenewal())
@@ -115,10 +119,8 @@ func (t *Term) renew() {
 			t.lose(ErrRenewDeadline)
 			return
 		}
-		select {
-		case <-t.ctx.Done():
+		if !t.waitForRenewal(min(cfg.RetryPeriod, remaining)) {
 			return
-		case <-clk.After(min(cfg.RetryPeriod, remaining)):
 		}
 		remaining = cfg.RenewDeadline - clk.Since(t.lastRenewal())
 		if remaining <= 0 {
@@ -138,6 +140,31 @@ func (t *Term) renew() {
 		case err == nil:
 			t.lose(errors.New(t.e.foreign()))
 			return
+		}
+	}
+}
+
+// waitForRenewal waits d, or less when the watch delivers a version this
+// candidate did not write. It reports false when the term ended meanwhile:
+// ended by the caller, or lost because the Lease was deleted.
+func (t *Term) waitForRenewal(d time.Duration) bool {
+	timer := t.e.cfg.Clock.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return false
+		case <-timer.C():
+			return true
+		case <-t.w.changed:
+			switch t.e.watchVerdict() {
+			case deleted:
+				t.lose(errors.New(t.e.foreign()))
+				return false
+			case suspect:
+				return true
+			case nothingNew:
+			}
 		}
 	}
 }

@@ -21,13 +21,12 @@ func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
 		var hang atomic.Bool
-		cs.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		term, err := newElector(t, cs, "a", delayed(cs, func(_ string, call func()) {
 			if hang.Load() {
 				time.Sleep(time.Hour) // fake time; ignores the request's context
 			}
-			return false, nil, nil
-		})
-		term, err := newElector(t, cs, "a").Campaign(context.Background())
+			call()
+		})).Campaign(context.Background())
 		require.NoError(t, err)
 		won := time.Now()
 		assert.Equal(t, won.Add(15*time.Second-150*time.Millisecond), term.Deadline())
@@ -48,17 +47,20 @@ func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
 		var failing atomic.Bool
-		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
 			if failing.Load() {
 				return true, nil, errors.New("connection refused")
 			}
-			_, obj, err := versioned(cs.Tracker())(a)
-			time.Sleep(9 * time.Second) // fake time: applied, answered late
-			failing.Store(true)         // and cut off from then on
-			return true, obj, err
+			return false, nil, nil
 		})
 		written := time.Now()
-		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		term, err := newElector(t, cs, "a", delayed(cs, func(verb string, call func()) {
+			call()
+			if verb == "update" && !failing.Load() {
+				time.Sleep(9 * time.Second) // fake time: applied, answered late
+				failing.Store(true)         // and cut off from then on
+			}
+		})).Campaign(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, 9*time.Second, time.Since(written))
 		assert.Equal(t, written.Add(15*time.Second-150*time.Millisecond), term.Deadline())
@@ -75,15 +77,12 @@ func TestCampaignNeverReturnsALostTerm(t *testing.T) {
 		cs := newClientset(freeLease())
 		var lateAnswer atomic.Int64
 		lateAnswer.Store(int64(12 * time.Second))
-		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
-			if d := lateAnswer.Swap(0); d > 0 {
-				_, obj, err := versioned(cs.Tracker())(a)
-				time.Sleep(time.Duration(d)) // fake time
-				return true, obj, err
+		term, err := newElector(t, cs, "a", delayed(cs, func(verb string, call func()) {
+			call()
+			if verb == "update" {
+				time.Sleep(time.Duration(lateAnswer.Swap(0))) // fake time
 			}
-			return false, nil, nil
-		})
-		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		})).Campaign(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, time.Now().Add(15*time.Second-150*time.Millisecond), term.Deadline(), "a fresh renewal")
 		time.Sleep(5 * time.Second) // fake time: two renewals

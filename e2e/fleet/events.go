@@ -30,6 +30,8 @@ const (
 	NotReleased      Kind = logmsg.NotReleased
 	LeaseUnreachable Kind = logmsg.LeaseUnreachable // once per transition, with Error
 	LeaseReachable   Kind = logmsg.LeaseReachable
+	Watching         Kind = logmsg.Watching
+	WatchBroken      Kind = logmsg.WatchBroken // once per transition, with Error
 
 	ProcessStarted Kind = "process started" // by the harness
 	ProcessExited  Kind = "process exited"  // by the harness, after the process was reaped
@@ -40,7 +42,7 @@ var logKinds = map[string]Kind{}
 func init() {
 	for _, k := range []Kind{Campaigning, Acquired, GroupStarted, GroupStartFailed, Lost, GroupStopped,
 		GroupStopErrors, GroupNotStopped, Exiting, Released, LeftToExpire, ReleaseFailed, NotReleased,
-		LeaseUnreachable, LeaseReachable} {
+		LeaseUnreachable, LeaseReachable, Watching, WatchBroken} {
 		logKinds[string(k)] = k
 	}
 }

@@ -240,6 +240,7 @@ func (s *scenario) stop() {
 	}
 	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
 	s.checkOutsideOverlap(fleet.GroupSpans(events))
+	s.checkWatched(events)
 	if t.Failed() {
 		for _, r := range s.f.Replicas() {
 			t.Logf("end of %s:\n%s", r.LogPath, r.LogTail(4000))
@@ -370,5 +371,23 @@ func (s *scenario) hold(until time.Time) {
 	select {
 	case <-time.After(time.Until(until)):
 	case <-s.t.Context().Done():
+	}
+}
+
+// checkWatched checks that every replica that campaigned watched the Lease
+// (deploy/'s Role allows it), so that its handovers were the watch's and not
+// a poll's.
+func (s *scenario) checkWatched(events []fleet.Event) {
+	campaigned, watched := map[string]bool{}, map[string]bool{}
+	for _, ev := range events {
+		switch ev.Kind {
+		case fleet.Campaigning:
+			campaigned[ev.Replica] = true
+		case fleet.Watching:
+			watched[ev.Replica] = true
+		}
+	}
+	for r := range campaigned {
+		assert.True(s.t, watched[r], "%s never watched the Lease (%q)", r, fleet.Watching)
 	}
 }

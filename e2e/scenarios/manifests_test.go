@@ -51,8 +51,12 @@ func TestDeployManifestsGrantExactlyTheLease(t *testing.T) {
 		{"create", coord, "leases", "", ns, true},
 		{"get", coord, "leases", "other", ns, false},
 		{"update", coord, "leases", "other", ns, false},
+		{"list", coord, "leases", lease, ns, true},
+		{"watch", coord, "leases", lease, ns, true},
 		{"list", coord, "leases", "", ns, false},
 		{"watch", coord, "leases", "", ns, false},
+		{"list", coord, "leases", "other", ns, false},
+		{"watch", coord, "leases", "other", ns, false},
 		{"patch", coord, "leases", lease, ns, false},
 		{"delete", coord, "leases", lease, ns, false},
 		{"deletecollection", coord, "leases", "", ns, false},
@@ -108,8 +112,8 @@ func TestDeployManifestsGrantExactlyTheLease(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, map[string][]string{"create": nil, "get": {lease}, "update": {lease}}, leaseVerbs,
-		"leases: create, and get and update of %s only", lease)
+	assert.Equal(t, map[string][]string{"create": nil, "get": {lease}, "update": {lease}, "list": {lease}, "watch": {lease}}, leaseVerbs,
+		"leases: create, and get, update, list and watch of %s only", lease)
 }
 
 // clusterRules are the rules of the ClusterRoles bound to ServiceAccount ns/sa.

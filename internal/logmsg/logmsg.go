@@ -52,6 +52,13 @@ const (
 	LeaseUnreachable = "cannot read or write the lease"
 	// LeaseReachable is logged once when it works again.
 	LeaseReachable = "lease reachable again"
+	// Watching is logged when the watch of the Lease is established, the
+	// first time and after it was broken: handovers then take milliseconds.
+	Watching = "watching the lease"
+	// WatchBroken is logged once when the watch of the Lease cannot be
+	// established (e.g. the Role lacks list and watch on the Lease): the
+	// replica polls every retry_period until it can: field error.
+	WatchBroken = "cannot watch the lease; polling every retry_period"
 )
 
 // Reasons of GroupStopped, Released and LeftToExpire; a lost term's reason is

@@ -1,0 +1,200 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+)
+
+// replica is one candidate's own connection to the fake API server cs: its
+// requests (watch included) reach cs's objects with a real API server's
+// optimistic concurrency, and its actions are recorded apart from the
+// others'.
+func replica(cs *fake.Clientset) *fake.Clientset {
+	r := &fake.Clientset{}
+	r.AddReactor("*", "*", versioned(cs.Tracker()))
+	r.AddWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := cs.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		return true, w, err
+	})
+	return r
+}
+
+// campaign runs c's campaign in the background and hands over the term won.
+func campaign(ctx context.Context, e *Elector) <-chan *Term {
+	won := make(chan *Term, 1)
+	go func() {
+		if term, err := e.Campaign(ctx); err == nil {
+			won <- term
+		}
+	}()
+	return won
+}
+
+// Rule 7 (watches): a standby that watches the Lease takes it the moment it
+// is released, and reads nothing while it waits.
+func TestWatchingStandbyTakesAReleaseAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		termA, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		rb := replica(cs)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		won := campaign(ctx, newElector(t, rb, "b"))
+		time.Sleep(time.Second) // fake time: b's first attempt; it watches
+		rb.ClearActions()
+		time.Sleep(time.Minute) // fake time: a renews 30 times
+		synctest.Wait()
+		assert.Empty(t, rb.Actions(), "a watching standby makes no request while the holder renews")
+		released := time.Now()
+		ok, err := termA.Release(context.Background())
+		require.NoError(t, err)
+		require.True(t, ok)
+		termB := <-won
+		assert.Equal(t, released, time.Now(), "taken the moment the release was written")
+		assert.Equal(t, []string{"get", "update"}, verbs(rb))
+		assert.Equal(t, "b", *getLease(t, cs).Spec.HolderIdentity)
+		termB.Abandon()
+	})
+}
+
+// Rule 7: a watching standby takes a silent holder's Lease exactly
+// lease_duration after it saw the last renewal, with one Get and one Update,
+// and no polling before.
+func TestWatchingStandbyActsExactlyLeaseDurationAfterTheLastRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		termA, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		rb := replica(cs)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		won := campaign(ctx, newElector(t, rb, "b"))
+		time.Sleep(10*time.Second + 500*time.Millisecond) // fake time: a renewed at 10s
+		rb.ClearActions()
+		termA.Abandon() // a crashes: no release
+		lastRenewal := getLease(t, cs).Spec.RenewTime.Time
+		termB := <-won
+		assert.Equal(t, 15*time.Second, time.Since(lastRenewal), "lease_duration after the last renewal was seen")
+		assert.Equal(t, []string{"get", "update"}, verbs(rb), "no polling while waiting")
+		termB.Abandon()
+	})
+}
+
+// Rule 7: a standby whose watch is refused (RBAC without list and watch)
+// polls every retry period, and one whose watch comes back stops polling.
+// OnWatch hears of both.
+func TestStandbyPollsWhileTheWatchIsBroken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		termA, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		rb := replica(cs)
+		var refuse atomic.Bool
+		refuse.Store(true)
+		rb.PrependReactor("list", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if refuse.Load() {
+				return true, nil, errors.New("connection refused (injected)")
+			}
+			return false, nil, nil
+		})
+		var mu sync.Mutex
+		var reports []error
+		b := newElector(t, rb, "b", func(c *Config) {
+			c.OnWatch = func(err error) { mu.Lock(); reports = append(reports, err); mu.Unlock() }
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		won := campaign(ctx, b)
+		time.Sleep(time.Minute) // fake time
+		synctest.Wait()
+		gets := count(rb, "get")
+		// A jittered retry period is 2s to 4.4s.
+		assert.GreaterOrEqual(t, gets, 60/4, "polled while the watch was refused")
+		assert.LessOrEqual(t, gets, 60/2+1)
+		mu.Lock()
+		require.Len(t, reports, 1)
+		assert.ErrorContains(t, reports[0], "list lease ns/lease: connection refused (injected)")
+		mu.Unlock()
+		refuse.Store(false)
+		time.Sleep(4 * MaxWatchBackoff) // fake time: the watch is back (a backoff is at most 2.2 x MaxWatchBackoff)
+		synctest.Wait()
+		mu.Lock()
+		require.Len(t, reports, 2)
+		assert.NoError(t, reports[1], "the watch is established again")
+		mu.Unlock()
+		rb.ClearActions()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		assert.Zero(t, count(rb, "get"), "no polling once the watch is back")
+		require.Empty(t, won)
+		termA.Abandon()
+		cancel()
+	})
+}
+
+func count(cs *fake.Clientset, verb string) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == verb {
+			n++
+		}
+	}
+	return n
+}
+
+// Rule 7: a version the watch delivers late, older than one already read,
+// neither ends a term nor restarts a standby's wait.
+func TestLateWatchEventsAreIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		old := getLease(t, cs)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = ptr.To(metav1.NowMicro()) })
+		b := newElector(t, withoutWatch(cs), "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		time.Sleep(5 * time.Second)
+		b.watched(observation{lease: old, at: time.Now()}) // x's previous renewal, delivered late
+		sleepUntil(start, 15*time.Second)
+		assert.True(t, try(t, b), "the wait counts from the first sighting of the newer version")
+	})
+}
+
+// Rule 7: the holder's watch delivering a version it did not write makes it
+// renew at once; a late delivery of an older one does not.
+func TestHolderRenewsAtOnceOnAVersionItDidNotWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		before := getLease(t, cs)
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		cs.ClearActions()
+		sleepUntil(start, 1*time.Second)
+		term.e.watched(observation{lease: before, at: time.Now()}) // the free Lease before a took it, delivered late
+		term.w.signal()
+		synctest.Wait()
+		assert.Empty(t, verbs(cs), "an older version is no news")
+		sleepUntil(start, 1500*time.Millisecond)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.HolderIdentity = ptr.To("x") })
+		<-term.Lost()
+		assert.Equal(t, 1500*time.Millisecond, time.Since(start))
+		assert.Equal(t, []string{"get", "update", "update", "get"}, verbs(cs), "the edit (get, update), a's renewal at once (conflict), its read")
+		term.Abandon()
+	})
+}
