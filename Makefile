@@ -63,7 +63,7 @@ e2e:
 	$(MAKE) -j2 distribution controlplane
 	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m ./...
 
-## controlplane: build kube-apiserver, etcd and kube-controller-manager once into ~/.cache/leaderreceivercreator
+## controlplane: build kube-apiserver and etcd once into ~/.cache/leaderreceivercreator (kube-controller-manager: on first use, by `make run` or E2E_CONTROLLER_MANAGER=1 make test)
 controlplane:
 	cd e2e && $(GO) test -count=1 -run '^TestStagingModules$$' ./controlplane/
 

@@ -27,12 +27,31 @@ const KubernetesVersion = "v1.35.4"
 var stagingVersion = "v0" + strings.TrimPrefix(KubernetesVersion, "v1")
 
 // Binaries are the paths of the built control-plane executables.
+// ControllerManager is empty unless it was asked for (BuildOptions).
 type Binaries struct {
 	Dir               string
 	APIServer         string
 	Etcd              string
 	ControllerManager string
 }
+
+// BuildOptions selects what Build builds besides kube-apiserver and etcd.
+type BuildOptions struct {
+	// ControllerManager also builds kube-controller-manager (in v1.35.4
+	// some 370 packages of its own beyond the other two's 1900, and a link
+	// of a ~90 MB binary): only `make run` and Options.ControllerManager
+	// need it.
+	ControllerManager bool
+}
+
+// ControllerManagerTestsEnv names the environment variable that turns on
+// the end-to-end tests that run kube-controller-manager (any non-empty
+// value). Without it `make test` needs only kube-apiserver and etcd and
+// never compiles the controller manager; `make run` builds it on first use.
+const ControllerManagerTestsEnv = "E2E_CONTROLLER_MANAGER"
+
+// ControllerManagerTests reports whether ControllerManagerTestsEnv is set.
+func ControllerManagerTests() bool { return os.Getenv(ControllerManagerTestsEnv) != "" }
 
 // CacheDir is where Build keeps its module and binaries:
 // ${XDG_CACHE_HOME:-$HOME/.cache}/leaderreceivercreator/k8s-<version>.
@@ -48,37 +67,108 @@ func CacheDir() (string, error) {
 	return filepath.Join(base, "leaderreceivercreator", "k8s-"+KubernetesVersion), nil
 }
 
-func binariesIn(dir string) Binaries {
-	bin := filepath.Join(dir, "bin")
-	return Binaries{
-		Dir:               bin,
-		APIServer:         filepath.Join(bin, "kube-apiserver"),
-		Etcd:              filepath.Join(bin, "etcd"),
-		ControllerManager: filepath.Join(bin, "kube-controller-manager"),
-	}
+// A binary Build can produce: its file name in the cache, the main package
+// and the name `go build -o dir/` gives it.
+type binary struct {
+	name, pkg, built string
 }
 
-// complete reports whether all binaries exist, are executable, and the build
-// that produced them finished (stamp file written last).
-func (b Binaries) complete() bool {
-	if _, err := os.Stat(filepath.Join(b.Dir, ".complete")); err != nil {
+var (
+	apiserverBinary         = binary{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"}
+	controllerManagerBinary = binary{"kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager", "kube-controller-manager"}
+	// etcd's main package, in the version Kubernetes requires; go build names
+	// it after its module ("server").
+	etcdBinary = binary{"etcd", "go.etcd.io/etcd/server/v3", "server"}
+)
+
+// wanted lists the binaries opts asks for.
+func (opts BuildOptions) wanted() []binary {
+	w := []binary{apiserverBinary, etcdBinary}
+	if opts.ControllerManager {
+		w = append(w, controllerManagerBinary)
+	}
+	return w
+}
+
+// The cache records a finished binary with a stamp file beside it in bin/:
+// .complete-<name>, written after the binary was renamed into place. The
+// stamp .complete of caches built before binaries were built separately
+// (always all three) stands for all of them; Build still writes it once all
+// three are there, for older checkouts that share the cache.
+const allStamp = ".complete"
+
+func stampOf(name string) string { return ".complete-" + name }
+
+// have reports whether binary name is in the cache directory bin: an
+// executable regular file with its stamp (or the stamp of all three).
+func have(bin, name string) bool {
+	fi, err := os.Stat(filepath.Join(bin, name))
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return false
 	}
-	for _, p := range []string{b.APIServer, b.Etcd, b.ControllerManager} {
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return false
+	for _, stamp := range []string{stampOf(name), allStamp} {
+		if _, err := os.Stat(filepath.Join(bin, stamp)); err == nil {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
-// Build returns the kube-apiserver, etcd and kube-controller-manager
-// binaries, building them from the Go module proxy into CacheDir the first
-// time (several minutes on 2 cores). Progress goes to w. Concurrent callers,
-// in this or other processes, serialise on a lock file; the binaries are
-// built in a temporary directory and renamed into place.
-func Build(ctx context.Context, w io.Writer) (Binaries, error) {
+// missing lists the binaries of want that are not in the cache directory bin.
+func missing(bin string, want []binary) []binary {
+	var m []binary
+	for _, b := range want {
+		if !have(bin, b.name) {
+			m = append(m, b)
+		}
+	}
+	return m
+}
+
+// binariesIn returns the paths of want in the cache directory dir.
+func binariesIn(dir string, want []binary) Binaries {
+	bins := Binaries{Dir: filepath.Join(dir, "bin")}
+	for _, b := range want {
+		p := filepath.Join(bins.Dir, b.name)
+		switch b {
+		case apiserverBinary:
+			bins.APIServer = p
+		case etcdBinary:
+			bins.Etcd = p
+		case controllerManagerBinary:
+			bins.ControllerManager = p
+		}
+	}
+	return bins
+}
+
+// fill returns b with its empty paths taken from built; a kube-apiserver
+// path given keeps the etcd path and Dir given with it.
+func (b Binaries) fill(built Binaries) Binaries {
+	if b.APIServer == "" {
+		b.Dir, b.APIServer, b.Etcd = built.Dir, built.APIServer, built.Etcd
+	}
+	if b.ControllerManager == "" {
+		b.ControllerManager = built.ControllerManager
+	}
+	return b
+}
+
+func names(bs []binary) string {
+	var n []string
+	for _, b := range bs {
+		n = append(n, b.name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// Build returns the kube-apiserver and etcd binaries, and with
+// opts.ControllerManager the kube-controller-manager binary, building those
+// not yet in CacheDir from the Go module proxy (several minutes on 2 cores;
+// kube-controller-manager alone a few more). Progress goes to w. Concurrent
+// callers, in this or other processes, serialise on a lock file; the
+// binaries are built in a temporary directory and renamed into place.
+func Build(ctx context.Context, w io.Writer, opts BuildOptions) (Binaries, error) {
 	if w == nil {
 		w = io.Discard
 	}
@@ -86,8 +176,9 @@ func Build(ctx context.Context, w io.Writer) (Binaries, error) {
 	if err != nil {
 		return Binaries{}, err
 	}
-	bins := binariesIn(dir)
-	if bins.complete() {
+	want := opts.wanted()
+	bins := binariesIn(dir, want)
+	if len(missing(bins.Dir, want)) == 0 {
 		progressf(w, "control plane: using cached Kubernetes %s binaries in %s\n", KubernetesVersion, bins.Dir)
 		return bins, nil
 	}
@@ -99,13 +190,14 @@ func Build(ctx context.Context, w io.Writer) (Binaries, error) {
 		return Binaries{}, err
 	}
 	defer unlock()
-	if bins.complete() { // another process built them while we waited
+	todo := missing(bins.Dir, want) // another process may have built some while we waited
+	if len(todo) == 0 {
 		progressf(w, "control plane: using Kubernetes %s binaries built by another process\n", KubernetesVersion)
 		return bins, nil
 	}
 	start := time.Now()
-	progressf(w, "control plane: building kube-apiserver, etcd and kube-controller-manager %s from the Go module proxy into %s (first time only; several minutes)\n", KubernetesVersion, dir)
-	if err := build(ctx, dir, bins, w); err != nil {
+	progressf(w, "control plane: building %s %s from the Go module proxy into %s (first time only; several minutes)\n", names(todo), KubernetesVersion, dir)
+	if err := build(ctx, dir, bins.Dir, todo, w); err != nil {
 		return Binaries{}, err
 	}
 	progressf(w, "control plane: built in %s\n", time.Since(start).Round(time.Second))
@@ -148,7 +240,11 @@ func lockFile(ctx context.Context, path string, w io.Writer) (func(), error) {
 	}
 }
 
-func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
+// runGo runs the go command (goCmd); tests replace it.
+var runGo = goCmd
+
+// build builds todo in the module dir/src and moves them into bin.
+func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) error {
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
@@ -158,7 +254,7 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module k8sbuild\n\ngo 1.26\n"), 0o644); err != nil {
 		return err
 	}
-	out, err := goCmd(ctx, src, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
+	out, err := runGo(ctx, src, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
 	if err != nil {
 		return fmt.Errorf("download k8s.io/kubernetes@%s: %w\n%s", KubernetesVersion, err, out)
 	}
@@ -184,7 +280,9 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 	if err := os.WriteFile(filepath.Join(src, "tools.go"), []byte(toolsGo), 0o644); err != nil {
 		return err
 	}
-	if _, err := goCmd(ctx, src, w, "mod", "tidy"); err != nil {
+	// tools.go imports all three main packages whichever are built, so that
+	// binaries of separate builds come from one and the same module graph.
+	if _, err := runGo(ctx, src, w, "mod", "tidy"); err != nil {
 		return fmt.Errorf("go mod tidy in %s: %w", src, err)
 	}
 
@@ -194,32 +292,27 @@ func build(ctx context.Context, dir string, bins Binaries, w io.Writer) error {
 	}
 	defer func() { _ = os.RemoveAll(tmp) }() // scratch: a leftover only costs disk space
 	args := []string{"build", "-v", "-trimpath", "-ldflags", ldflags(), "-o", tmp + string(filepath.Separator)}
-	args = append(args, mainPackages...)
-	if _, err := goCmd(ctx, src, w, args...); err != nil {
+	for _, b := range todo {
+		args = append(args, b.pkg)
+	}
+	if _, err := runGo(ctx, src, w, args...); err != nil {
 		return fmt.Errorf("go build in %s: %w", src, err)
 	}
-	// go build names the etcd main package after its module ("server").
-	built := map[string]string{
-		"kube-apiserver":          bins.APIServer,
-		"server":                  bins.Etcd,
-		"kube-controller-manager": bins.ControllerManager,
-	}
-	if err := os.MkdirAll(bins.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	_ = os.Remove(filepath.Join(bins.Dir, ".complete"))
-	for name, dst := range built {
-		if err := os.Rename(filepath.Join(tmp, name), dst); err != nil {
+	for _, b := range todo {
+		if err := os.Rename(filepath.Join(tmp, b.built), filepath.Join(bin, b.name)); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(bin, stampOf(b.name)), []byte(KubernetesVersion+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(bins.Dir, ".complete"), []byte(KubernetesVersion+"\n"), 0o644)
-}
-
-var mainPackages = []string{
-	"k8s.io/kubernetes/cmd/kube-apiserver",
-	"k8s.io/kubernetes/cmd/kube-controller-manager",
-	"go.etcd.io/etcd/server/v3", // etcd's main package; version as required by Kubernetes
+	if len(missing(bin, []binary{apiserverBinary, etcdBinary, controllerManagerBinary})) == 0 {
+		return os.WriteFile(filepath.Join(bin, allStamp), []byte(KubernetesVersion+"\n"), 0o644)
+	}
+	return nil
 }
 
 const toolsGo = `//go:build tools

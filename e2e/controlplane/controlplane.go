@@ -23,12 +23,15 @@ import (
 
 // Options configures Start. The zero value is usable.
 type Options struct {
-	// Binaries to run; if Binaries.APIServer is empty, Start calls Build.
+	// Binaries to run. Start calls Build for those that are empty:
+	// Binaries.APIServer, and Binaries.ControllerManager if ControllerManager
+	// is set; it keeps those given.
 	Binaries Binaries
 	// Progress receives build and startup messages; nil discards them.
 	Progress io.Writer
 	// ControllerManager also runs kube-controller-manager, so Deployments
-	// create ReplicaSets and Pods, and controllers record real Events.
+	// create ReplicaSets and Pods, and controllers record real Events. Its
+	// binary is built on first use (BuildOptions.ControllerManager).
 	ControllerManager bool
 	// Dir holds certificates, data and logs. If empty a temporary directory
 	// is created and Stop removes it; a caller-provided Dir is left in place.
@@ -79,10 +82,12 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 2 * time.Minute
 	}
-	if opts.Binaries.APIServer == "" {
-		if opts.Binaries, err = Build(ctx, opts.Progress); err != nil {
+	if opts.Binaries.APIServer == "" || opts.ControllerManager && opts.Binaries.ControllerManager == "" {
+		var built Binaries
+		if built, err = Build(ctx, opts.Progress, BuildOptions{ControllerManager: opts.ControllerManager}); err != nil {
 			return nil, err
 		}
+		opts.Binaries = opts.Binaries.fill(built)
 	}
 	cp := &ControlPlane{opts: opts, Dir: opts.Dir}
 	if cp.Dir == "" {

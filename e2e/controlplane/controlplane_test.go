@@ -27,12 +27,16 @@ import (
 
 var binaries Binaries
 
-// TestMain builds the binaries once (cached across runs in CacheDir),
-// printing progress, so a cold first run shows what it is doing.
+func buildOptions() BuildOptions { return BuildOptions{ControllerManager: ControllerManagerTests()} }
+
+// TestMain builds kube-apiserver and etcd once (cached across runs in
+// CacheDir), printing progress, so a cold first run shows what it is doing;
+// kube-controller-manager too only with E2E_CONTROLLER_MANAGER set, so
+// that `make controlplane` builds it before the tests that need it start.
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	var err error
-	binaries, err = Build(ctx, os.Stderr)
+	binaries, err = Build(ctx, os.Stderr, buildOptions())
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build control plane:", err)
@@ -64,7 +68,7 @@ func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return le
 
 func TestBuildIsCached(t *testing.T) {
 	begin := time.Now()
-	again, err := Build(t.Context(), testWriter{t})
+	again, err := Build(t.Context(), testWriter{t}, buildOptions())
 	require.NoError(t, err)
 	assert.Equal(t, binaries, again)
 	assert.Less(t, time.Since(begin), 5*time.Second, "second Build should reuse the cache")
@@ -172,7 +176,14 @@ func TestLeaseSurvivesAPIServerRestartAndStopLeavesNothing(t *testing.T) {
 	assert.Empty(t, cp.PIDs())
 }
 
+// TestControllerManagerCreatesPodsAndEvents needs kube-controller-manager,
+// which `make run` runs by default and nothing else does: a cold build of it
+// would add minutes to `make test`, so it runs only with
+// E2E_CONTROLLER_MANAGER=1 (e.g. `E2E_CONTROLLER_MANAGER=1 make test`).
 func TestControllerManagerCreatesPodsAndEvents(t *testing.T) {
+	if !ControllerManagerTests() {
+		t.Skip(ControllerManagerTestsEnv + " is not set (the controller manager is built only for `make run` and for tests that ask for it)")
+	}
 	ctx := t.Context()
 	cp := start(t, Options{ControllerManager: true})
 	cs := cp.Clientset()

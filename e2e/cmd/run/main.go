@@ -59,7 +59,7 @@ func realMain() int {
 	flag.StringVar(&o.deployDir, "deploy-dir", "", "directory with the RBAC manifests (default: deploy/ beside the config's directory)")
 	flag.StringVar(&o.workDir, "work-dir", "", "directory for the replicas' logs and output (default: a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary work directory (logs, output) on exit")
-	flag.BoolVar(&o.controllerManager, "controller-manager", true, "local control plane: also run kube-controller-manager (Deployments get Pods, real Events)")
+	flag.BoolVar(&o.controllerManager, "controller-manager", true, "local control plane: also run kube-controller-manager (Deployments get Pods, real Events; built on first use)")
 	flag.StringVar(&o.seed, "seed", "auto", "create demo workloads and Events in namespace demo: auto (only on the local control plane), true, false")
 	flag.DurationVar(&o.duration, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	flag.DurationVar(&o.killLeaderAfter, "kill-leader-after", 0, "send --kill-signal to the leader this long after start (0: never)")

@@ -12,16 +12,25 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 )
 
 // TestRunReportsCheck is `make run` non-interactively, with the flags'
 // defaults (three replicas of distribution/config.yaml, a local control
-// plane with kube-controller-manager and the demo workloads; $KUBECONFIG is
-// ignored) and --duration: the driver needs no terminal, stops by itself
-// once the duration has passed, and ends with the group spans, what each
-// replica exported and a CHECK OK line; run returns an error only if the
-// check failed. It kills no leader: handovers are the scenarios' subject.
+// plane and the demo workloads; $KUBECONFIG is ignored) and --duration: the
+// driver needs no terminal, stops by itself once the duration has passed,
+// and ends with the group spans, what each replica exported and a CHECK OK
+// line; run returns an error only if the check failed. It kills no leader:
+// handovers are the scenarios' subject.
+//
+// `make run` runs kube-controller-manager (--controller-manager=true); so
+// does this test with E2E_CONTROLLER_MANAGER=1. Without it, as in `make
+// test`, it runs as --controller-manager=false, where the demo seeds a Node
+// and Running Pods itself, so that `make test` never compiles the
+// controller manager (minutes on a cold machine); controlplane's
+// TestControllerManagerCreatesPodsAndEvents proves that part, with the same
+// variable.
 func TestRunReportsCheck(t *testing.T) {
 	collector := collectorbin.Path(t)
 	t.Setenv("KUBECONFIG", "")
@@ -42,7 +51,7 @@ func TestRunReportsCheck(t *testing.T) {
 		replicas:          3,
 		namespace:         "otel-leader",
 		workDir:           t.TempDir(),
-		controllerManager: true,
+		controllerManager: controlplane.ControllerManagerTests(),
 		seed:              "auto",
 		duration:          40 * time.Second,
 		killSignal:        "TERM",
