@@ -246,12 +246,13 @@ func (c *Candidate) PID() int {
 // Running reports whether the process is running.
 func (c *Candidate) Running() bool { return c.PID() != 0 }
 
-// Leading reports whether the current process logged OnStartedLeading and
-// Run has not returned since: its active interval is open.
+// Leading reports whether the current process runs, logged
+// OnStartedLeading and Run has not returned since: its active interval is
+// open.
 func (c *Candidate) Leading() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.leading
+	return c.leading && c.proc != nil && !c.proc.Exited()
 }
 
 // ExitCode of the last process (-1 if killed by a signal or running).

@@ -46,6 +46,12 @@ type member struct {
 	}
 }
 
+// active reports whether m's group runs (ours) or it is between
+// OnStartedLeading and the return of Run (client-go) in a live process:
+// Kill returns once the process is reaped, perhaps before the harness has
+// processed its exit.
+func (m member) active() bool { return m.proc.Leading() && m.proc.PID() != 0 }
+
 func (m member) kind() string {
 	if m.clientGo {
 		return "client-go"
@@ -109,7 +115,7 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 		// Let the kill fall at a random point of the renew cycle (how long
 		// the fleet runs undisturbed, not synchronisation).
 		s.hold(time.Now().Add(time.Duration(rng.Int64N(int64(2 * retryPeriod)))))
-		if !leader.proc.Leading() {
+		if !leader.active() {
 			t.Logf("trial %d: %s stopped leading by itself before the kill; picking again", i, leader.name)
 			continue
 		}
@@ -174,7 +180,7 @@ func (s *scenario) soleActive(members []member) member {
 	require.Eventually(s.t, func() bool {
 		var active []member
 		for _, m := range members {
-			if m.proc.Leading() {
+			if m.active() {
 				active = append(active, m)
 			}
 		}
@@ -192,7 +198,7 @@ func (s *scenario) soleActive(members []member) member {
 func (s *scenario) signal(m member, sig string, rolling bool) mixedTrial {
 	t := s.t
 	t.Helper()
-	tr := mixedTrial{signal: sig, rolling: rolling, victim: m, leading: m.proc.Leading(), at: time.Now()}
+	tr := mixedTrial{signal: sig, rolling: rolling, victim: m, leading: m.active(), at: time.Now()}
 	if sig == "SIGKILL" {
 		require.NoError(t, m.proc.Kill())
 	} else {
