@@ -155,6 +155,24 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 	s.mixedFigures(trials, spans, seen)
 }
 
+// TestMixedOverlapChecksCanFail proves that the final checks see a client-go
+// candidate active at the same time as a group of ours: the candidate
+// campaigns for a Lease of the same name in another namespace, so both
+// lead, and the log check and the check from outside (its Pod watch and
+// lists in the audit log) both report the overlap.
+func TestMixedOverlapChecksCanFail(t *testing.T) {
+	other := namespaceFor(t) + "-other"
+	s := start(t, options{replicas: 1, clientGo: 1, clientGoNamespace: other, overlapExpected: true})
+	s.leaseRBACIn(other, clientgo.Name(1))
+	c := s.cg.Candidates()[0]
+	require.NoError(t, c.Start())
+	s.exporting(s.leader(time.Minute))
+	_, err := s.cg.WaitFor(s.within(time.Minute), func(ev fleet.Event) bool { return ev.Kind == clientgo.StartedLeading })
+	require.NoError(t, err)
+	require.True(t, c.Leading())
+	require.True(t, s.f.Replicas()[0].Leading(), "both active at once")
+}
+
 // waitCampaigning waits until m's current process campaigns.
 func (s *scenario) waitCampaigning(m member) {
 	s.t.Helper()
