@@ -131,9 +131,9 @@ type options struct {
 	// clientGo creates this many plain client-go candidates (package
 	// clientgo: clientgo-1..N) on the scenario's Lease, each a
 	// ServiceAccount of its own with deploy/'s permissions, the same
-	// timings, listing the Pods of "demo" while it leads; the scenario
-	// starts them (s.cg). Their active intervals count in the final
-	// overlap checks like the replicas' group spans.
+	// timings, watching and listing the Pods of "demo" while it leads;
+	// the scenario starts them (s.cg). Their active intervals count in
+	// the final overlap checks like the replicas' group spans.
 	clientGo int
 	// clientGoNamespace, if set, is the namespace of the candidates' Lease
 	// instead of the scenario's (for the proof that the checks see them).
