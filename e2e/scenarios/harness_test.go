@@ -131,7 +131,7 @@ type options struct {
 	// clientGo creates this many plain client-go candidates (package
 	// clientgo: clientgo-1..N) on the scenario's Lease, each a
 	// ServiceAccount of its own with deploy/'s permissions, the same
-	// timings, watching and listing the Pods of "demo" while it leads;
+	// timings, listing the Pods of "demo" every 200 ms while it leads;
 	// the scenario starts them (s.cg). Their active intervals count in
 	// the final overlap checks like the replicas' group spans.
 	clientGo int

@@ -158,8 +158,8 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 // TestMixedOverlapChecksCanFail proves that the final checks see a client-go
 // candidate active at the same time as a group of ours: the candidate
 // campaigns for a Lease of the same name in another namespace, so both
-// lead, and the log check and the check from outside (its Pod watch and
-// lists in the audit log) both report the overlap.
+// lead, and the log check and the check from outside (its Pod lists in
+// the audit log) both report the overlap.
 func TestMixedOverlapChecksCanFail(t *testing.T) {
 	other := namespaceFor(t) + "-other"
 	s := start(t, options{replicas: 1, clientGo: 1, clientGoNamespace: other, overlapExpected: true})

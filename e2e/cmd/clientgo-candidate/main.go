@@ -4,12 +4,14 @@
 // that run it next to replicas of otelcol-leader on one Lease (package
 // clientgo runs it and reads its log).
 //
-// While it leads, it watches the Pods of --work-namespace and lists them
-// every --work-every: work the API server's audit log attributes to its
-// ServiceAccount, so that its activity can be compared with the
-// collectors' from outside (the watch, open from OnStartedLeading until the
-// callback's context ends, makes it one interval rather than a list every
-// --work-every). It logs
+// While it leads, it lists the Pods of --work-namespace every --work-every:
+// work the API server's audit log attributes to its ServiceAccount, so that
+// its activity can be compared with the collectors' from outside. Short
+// requests, not a watch: ReleaseOnCancel releases the Lease as soon as the
+// context is cancelled, while the API server ends a cancelled watch only
+// when it notices the client gone (once 100 ms later, under load), so a
+// watch would show the candidate active after its release, and after a
+// quick successor's start, when its work had stopped. It logs
 // (JSON lines on stdout, messages in package clientgo) when it campaigns,
 // when OnStartedLeading runs (before any work) and when LeaderElector.Run
 // returns (after OnStoppedLeading waited for the work to end). Run returns
@@ -137,17 +139,6 @@ func (w *worker) lead(ctx context.Context) {
 	w.mu.Unlock()
 	defer w.wg.Done()
 
-	if watch, err := w.cs.CoreV1().Pods(w.namespace).Watch(ctx, metav1.ListOptions{}); err != nil {
-		if ctx.Err() == nil {
-			w.log.Log("watching pods failed", map[string]any{"error": err.Error()})
-		}
-	} else {
-		defer watch.Stop()
-		w.wg.Go(func() {
-			for range watch.ResultChan() { // until the context ends (or the server closes it)
-			}
-		})
-	}
 	t := time.NewTicker(w.every)
 	defer t.Stop()
 	for {
