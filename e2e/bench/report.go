@@ -123,6 +123,21 @@ func (r *Report) Build() {
 			return get(c.Resources)
 		}
 	}
+	req := func(get func(*Requests) *Summary) func(*ConfigResult) *Summary {
+		return func(c *ConfigResult) *Summary {
+			if c.Requests == nil {
+				return nil
+			}
+			return get(c.Requests)
+		}
+	}
+	pair("P4", "P4 Lease writes per retry_period, leader", unitRate, req(func(x *Requests) *Summary { return &x.LeaderWrites }), n)
+	pair("P4", "P4 Lease reads per retry_period, leader", unitRate, req(func(x *Requests) *Summary { return &x.LeaderReads }), n)
+	pair("P4", "P4 Lease watches open, leader", unitRate, req(func(x *Requests) *Summary { return &x.LeaderWatches }), n)
+	pair("P4", "P4 Lease writes per retry_period, standby", unitRate, req(func(x *Requests) *Summary { return &x.StandbyWrites }), n)
+	pair("P4", "P4 Lease reads per retry_period, standby", unitRate, req(func(x *Requests) *Summary { return &x.StandbyReads }), n)
+	pair("P4", "P4 Lease watches open, standby", unitRate, req(func(x *Requests) *Summary { return &x.StandbyWatches }), n)
+
 	pair("P5", "P5 RSS, leader", "MiB", res(func(x *Resources) *Summary { return &x.Leader.RSSMiB }), n)
 	pair("P5", "P5 RSS, standby", "MiB", res(func(x *Resources) *Summary { return &x.Standby.RSSMiB }), n)
 	pair("P5", "P5 goroutines, leader", "", res(func(x *Resources) *Summary { return &x.Leader.Goroutines }), n)
@@ -200,8 +215,14 @@ func (r *Report) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// unitRate is the unit of P4's figures: requests per retry_period, or
+// watches open on average; shown with two decimals.
+const unitRate = "rate"
+
 func fmtValue(v float64, unit string) string {
 	switch unit {
+	case unitRate:
+		return fmt.Sprintf("%.2f", v)
 	case "s":
 		return fmt.Sprintf("%.3fs", v)
 	case "MiB":

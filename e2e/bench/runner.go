@@ -52,10 +52,16 @@ type Plan struct {
 	ResourceSamples int           // readings of every replica
 	ResourceEvery   time.Duration // between readings
 	Jitter          time.Duration // random pause in [0, Jitter) before each kill
-	TrialTimeout    time.Duration // for each wait of a trial
-	Dir             string        // the fleet's directory
-	AuditLog        string        // kube-apiserver's audit log: P3 from outside ("" for none)
-	Logf            func(format string, args ...any)
+	// SteadyWindow, when set (and AuditLog), is how long the fleet runs
+	// undisturbed, after P5 and before the trials, while each replica's
+	// Lease requests are counted (P4), per RetryPeriod (the
+	// configurations' retry_period).
+	SteadyWindow time.Duration
+	RetryPeriod  time.Duration
+	TrialTimeout time.Duration // for each wait of a trial
+	Dir          string        // the fleet's directory
+	AuditLog     string        // kube-apiserver's audit log: P3 from outside ("" for none)
+	Logf         func(format string, args ...any)
 }
 
 // Trial is one kill of the leader.
@@ -86,6 +92,7 @@ type ConfigResult struct {
 	AuditOverlap   *Overlap   `json:"audit_overlap,omitempty"`
 	AuditIntervals []Interval `json:"audit_intervals,omitempty"`
 	Resources      *Resources `json:"resources,omitempty"`
+	Requests       *Requests  `json:"p4_requests,omitempty"`
 	Notes          []string   `json:"notes,omitempty"`
 	Error          string     `json:"error,omitempty"`
 	WallSeconds    float64    `json:"wall_seconds"`
@@ -233,6 +240,22 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 			return fail(fmt.Errorf("P5: %w", err))
 		}
 		res.Resources = r
+	}
+	if plan.SteadyWindow > 0 && auditLog != nil && plan.RetryPeriod > 0 {
+		logf("[%s N=%d P4] counting Lease requests over %s without kills", impl.Name, plan.Replicas, plan.SteadyWindow)
+		r, err := steadyRequests(ctx, f, tr, plan, auditLog, impl.Namespace)
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		if err != nil { // no figure; the trials still run
+			res.Notes = append(res.Notes, "P4 not measured: "+err.Error())
+			logf("[%s N=%d P4] not measured: %v", impl.Name, plan.Replicas, err)
+		} else {
+			res.Requests = r
+			logf("[%s N=%d P4] per retry_period: leader %s writes, %s reads, %s watches open; standby %s reads (median), %s watches open",
+				impl.Name, plan.Replicas, fmtValue(r.LeaderWrites.Median, unitRate), fmtValue(r.LeaderReads.Median, unitRate), fmtValue(r.LeaderWatches.Median, unitRate),
+				fmtValue(r.StandbyReads.Median, unitRate), fmtValue(r.StandbyWatches.Median, unitRate))
+		}
 	}
 
 	for _, step := range []struct {

@@ -42,7 +42,14 @@ func GroupSpans(events []Event) []GroupSpan {
 // CheckSingleLeader returns an error if two group spans overlap: the groups of
 // two replicas ran at the same time (as seen in the logs, on one clock).
 func CheckSingleLeader(events []Event) error {
-	spans := GroupSpans(events)
+	return CheckDisjoint(GroupSpans(events))
+}
+
+// CheckDisjoint returns an error if two of the spans overlap (an open span
+// has not ended): the spans may come from different kinds of processes,
+// e.g. collectors' group spans and client-go candidates' active intervals
+// on one Lease.
+func CheckDisjoint(spans []GroupSpan) error {
 	var bad []string
 	for i := range spans {
 		for j := i + 1; j < len(spans); j++ {

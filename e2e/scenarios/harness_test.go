@@ -17,12 +17,15 @@
 package scenarios
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +40,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/clientgo"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
@@ -87,6 +91,9 @@ var shared struct {
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
+	if clientGoBuild.path != "" {
+		_ = os.RemoveAll(filepath.Dir(clientGoBuild.path))
+	}
 	if shared.cp != nil {
 		if err := shared.cp.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
@@ -121,6 +128,16 @@ type options struct {
 	overlay    string // YAML merged over config and timings
 	replicaEnv func(i int) map[string]string
 	manual     bool // create the replicas but start none (Replica.Start)
+	// clientGo creates this many plain client-go candidates (package
+	// clientgo: clientgo-1..N) on the scenario's Lease, each a
+	// ServiceAccount of its own with deploy/'s permissions, the same
+	// timings, listing the Pods of "demo" every 200 ms while it leads;
+	// the scenario starts them (s.cg). Their active intervals count in
+	// the final overlap checks like the replicas' group spans.
+	clientGo int
+	// clientGoNamespace, if set, is the namespace of the candidates' Lease
+	// instead of the scenario's (for the proof that the checks see them).
+	clientGoNamespace string
 	// overlapExpected inverts the final overlap checks (logs and outside):
 	// for the scenario that proves they can fail.
 	overlapExpected bool
@@ -136,6 +153,7 @@ type scenario struct {
 	audit   *audit.Log           // the requests of the ServiceAccounts of ns
 	f       *fleet.Fleet
 	proxies []*tcpproxy.Proxy // proxies[i]: replica-(i+1) to the API server
+	cg      *clientgo.Set     // client-go candidates (options.clientGo), or nil
 	t0      time.Time
 
 	overlapExpected bool
@@ -174,7 +192,12 @@ func start(t *testing.T, o options) *scenario {
 	var err error
 	s.audit, err = audit.NewLog(cp.AuditLog, cluster.ServiceAccountUser(s.ns, ""))
 	require.NoError(t, err)
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: s.sas}))
+	var cgNames []string
+	for i := 1; i <= o.clientGo; i++ {
+		cgNames = append(cgNames, clientgo.Name(i))
+	}
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir,
+		cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: append(slices.Clone(s.sas), cgNames...)}))
 	s.waitLeaseRBAC(true)
 	s.waitCan(true, "list", "", "pods", "", "") // the ClusterRole of the sub-receivers
 	kubeconfigs := make([]string, o.replicas)
@@ -206,6 +229,27 @@ func start(t *testing.T, o options) *scenario {
 	})
 	require.NoError(t, err)
 	s.f = f
+	if o.clientGo > 0 {
+		cgKubeconfigs := make([]string, o.clientGo)
+		for i, sa := range cgNames {
+			cgKubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, sa, "")
+			require.NoError(t, err)
+		}
+		s.cg, err = clientgo.NewSet(clientgo.Options{
+			Binary:        clientGoBinary(t),
+			Candidates:    o.clientGo,
+			Dir:           t.TempDir(),
+			Namespace:     cmp.Or(o.clientGoNamespace, s.ns),
+			Lease:         cluster.LeaseName,
+			LeaseDuration: leaseDuration,
+			RenewDeadline: renewDeadline,
+			RetryPeriod:   retryPeriod,
+			WorkNamespace: "demo",
+			Kubeconfig:    func(i int) string { return cgKubeconfigs[i-1] },
+			OnEvent:       s.logEvent,
+		})
+		require.NoError(t, err)
+	}
 	t.Cleanup(s.stop)
 	if o.manual {
 		return s
@@ -224,31 +268,71 @@ func start(t *testing.T, o options) *scenario {
 // stop stops the fleet and checks what every scenario must hold.
 func (s *scenario) stop() {
 	t := s.t
+	if s.cg != nil {
+		assert.NoError(t, s.cg.Stop(20*time.Second))
+	}
 	assert.NoError(t, s.f.Stop(20*time.Second))
-	events := s.f.Events()
-	for _, gs := range fleet.GroupSpans(events) {
+	for _, gs := range s.spans() {
 		end := "running"
 		if !gs.End.IsZero() {
 			end = fmt.Sprintf("%.3fs (%s %s)", gs.End.Sub(s.t0).Seconds(), gs.EndedBy, gs.Reason)
 		}
 		t.Logf("group span: %s from %.3fs to %s", gs.Replica, gs.Start.Sub(s.t0).Seconds(), end)
 	}
+	// The group spans (fleet.CheckSingleLeader), with the client-go
+	// candidates' active intervals if there are any.
 	if s.overlapExpected {
-		assert.Error(t, fleet.CheckSingleLeader(events), "the logs show two groups at the same time")
+		assert.Error(t, fleet.CheckDisjoint(s.spans()), "the logs show two groups (or client-go candidates) active at the same time")
 	} else {
-		assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
+		assert.NoError(t, fleet.CheckDisjoint(s.spans()), "overlap: two groups (or client-go candidates) active at the same time")
 	}
 	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	s.checkOutsideOverlap(fleet.GroupSpans(events))
-	s.checkWatched(events)
+	s.checkOutsideOverlap(s.spans())
+	s.checkWatched(s.f.Events())
 	if t.Failed() {
 		for _, r := range s.f.Replicas() {
 			t.Logf("end of %s:\n%s", r.LogPath, r.LogTail(4000))
+		}
+		if s.cg != nil {
+			for _, c := range s.cg.Candidates() {
+				t.Logf("end of %s:\n%s", c.LogPath, c.LogTail(4000))
+			}
 		}
 	}
 	s.logMu.Lock()
 	s.ended = true
 	s.logMu.Unlock()
+}
+
+// spans are the replicas' group spans and the client-go candidates' active
+// intervals (OnStartedLeading to the return of Run), ordered by start.
+func (s *scenario) spans() []fleet.GroupSpan {
+	spans := fleet.GroupSpans(s.f.Events())
+	if s.cg != nil {
+		spans = append(spans, clientgo.Spans(s.cg.Events())...)
+	}
+	slices.SortStableFunc(spans, func(a, b fleet.GroupSpan) int { return a.Start.Compare(b.Start) })
+	return spans
+}
+
+// clientGoBinary builds cmd/clientgo-candidate once for the package.
+func clientGoBinary(t *testing.T) string {
+	t.Helper()
+	clientGoBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "clientgo-candidate-")
+		if err == nil {
+			clientGoBuild.path, err = clientgo.Build(context.Background(), dir)
+		}
+		clientGoBuild.err = err
+	})
+	require.NoError(t, clientGoBuild.err)
+	return clientGoBuild.path
+}
+
+var clientGoBuild struct {
+	once sync.Once
+	path string
+	err  error
 }
 
 func (s *scenario) logEvent(ev fleet.Event) {

@@ -30,22 +30,7 @@ func TestOverlapChecksCanFail(t *testing.T) {
 			return nil
 		},
 	})
-	// deploy/'s Lease Role in the other namespace, bound to replica-2's
-	// ServiceAccount (of the scenario's namespace).
-	ctx := t.Context()
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: other, ServiceAccounts: []string{"unused"}}))
-	bindings, err := s.cs.RbacV1().RoleBindings(other).List(ctx, metav1.ListOptions{})
-	require.NoError(t, err)
-	for _, rb := range bindings.Items {
-		rb.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: s.sas[1], Namespace: s.ns}}
-		_, err := s.cs.RbacV1().RoleBindings(other).Update(ctx, &rb, metav1.UpdateOptions{})
-		require.NoError(t, err)
-	}
-	require.Eventually(t, func() bool {
-		ok, err := cluster.Can(ctx, s.cs, s.ns, s.sas[1], "update", "coordination.k8s.io", "leases", cluster.LeaseName, other)
-		return err == nil && ok
-	}, 20*time.Second, 100*time.Millisecond)
-
+	s.leaseRBACIn(other, s.sas[1])
 	for _, r := range s.f.Replicas() {
 		require.NoError(t, r.Start())
 	}
@@ -54,4 +39,25 @@ func TestOverlapChecksCanFail(t *testing.T) {
 		s.exporting(r)
 	}
 	require.Len(t, fleet.GroupSpans(s.f.Events()), 2)
+}
+
+// leaseRBACIn gives ServiceAccount sa (of the scenario's namespace)
+// deploy/'s Lease Role in namespace other, and waits until the API server
+// lets it update the Lease there.
+func (s *scenario) leaseRBACIn(other, sa string) {
+	t := s.t
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: other, ServiceAccounts: []string{"unused"}}))
+	bindings, err := s.cs.RbacV1().RoleBindings(other).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	for _, rb := range bindings.Items {
+		rb.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: s.ns}}
+		_, err := s.cs.RbacV1().RoleBindings(other).Update(ctx, &rb, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		ok, err := cluster.Can(ctx, s.cs, s.ns, sa, "update", "coordination.k8s.io", "leases", cluster.LeaseName, other)
+		return err == nil && ok
+	}, 20*time.Second, 100*time.Millisecond)
 }

@@ -20,7 +20,8 @@ import (
 // active at the same time (audit.Overlaps: API against API, and any
 // export window of one replica entirely inside another's API activity). It
 // logs every replica's activity relative to the scenario's start, and the
-// overlap. It also checks that every group span the logs show left a trace in
+// overlap. The client-go candidates of a mixed fleet (scenario.cg) count
+// like replicas (their Pod lists are their activity). It also checks that every group span the logs show left a trace in
 // the audit log, so that an empty audit log cannot pass for no overlap.
 func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 	t := s.t
@@ -34,19 +35,35 @@ func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 
 	end := time.Now()
 	exits := s.cp.APIServerExits()
-	var rs []audit.Replica
+	// Every process on the Lease: the replicas (with their exports) and
+	// the client-go candidates, each its own ServiceAccount.
+	type actor struct {
+		name, sa string
+		exports  []time.Time
+	}
+	var actors []actor
 	for i, r := range s.f.Replicas() {
-		user := cluster.ServiceAccountUser(s.ns, s.sas[i])
-		ar := audit.Replica{Name: r.Name, API: audit.Activity(reqs, user, exits, end)}
+		a := actor{name: r.Name, sa: s.sas[i]}
 		for _, b := range r.Batches() {
-			ar.Exports = append(ar.Exports, b.At)
+			a.exports = append(a.exports, b.At)
 		}
+		actors = append(actors, a)
+	}
+	if s.cg != nil {
+		for _, c := range s.cg.Candidates() {
+			actors = append(actors, actor{name: c.Name, sa: c.Name})
+		}
+	}
+	var rs []audit.Replica
+	for _, a := range actors {
+		user := cluster.ServiceAccountUser(s.ns, a.sa)
+		ar := audit.Replica{Name: a.name, API: audit.Activity(reqs, user, exits, end), Exports: a.exports}
 		rs = append(rs, ar)
-		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; group activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
-			r.Name, user, countUser(reqs, user, false), countUser(reqs, user, true), len(ar.Exports),
+		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
+			a.name, user, countUser(reqs, user, false), countUser(reqs, user, true), len(ar.Exports),
 			len(ar.API), displayGap, s.relIntervals(coalesce(ar.API, displayGap)), s.relTimes(ar.Exports))
 		for _, gs := range spans {
-			if gs.Replica != r.Name {
+			if gs.Replica != a.name {
 				continue
 			}
 			spanEnd := gs.End
@@ -59,7 +76,7 @@ func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 					seen = true
 				}
 			}
-			assert.True(t, seen, "the audit log shows %s's group at work during its group span from %.3fs", r.Name, gs.Start.Sub(s.t0).Seconds())
+			assert.True(t, seen, "the audit log shows %s's group at work during its group span from %.3fs", a.name, gs.Start.Sub(s.t0).Seconds())
 		}
 	}
 	overlaps := audit.Overlaps(rs, fleet.ExportSlack)

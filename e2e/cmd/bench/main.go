@@ -44,6 +44,7 @@ type options struct {
 	crashReplicaCounts          string
 	crashTrialsPerCount         int
 	resourceWarmup              time.Duration
+	steadyWindow                time.Duration
 	resourceSamples             int
 	jitter                      time.Duration
 	trialTimeout                time.Duration
@@ -73,6 +74,7 @@ func realMain() int {
 	flag.IntVar(&o.crashTrialsPerCount, "p6-trials", 10, "crash failovers per distribution at each of --p6-replicas (P6)")
 	flag.DurationVar(&o.resourceWarmup, "p5-warmup", 30*time.Second, "time after the fleet has a leader before sampling the replicas' RSS, threads, goroutines, heap and CPU (P5)")
 	flag.IntVar(&o.resourceSamples, "p5-samples", 10, "resource samples of every replica, 2s apart (P5)")
+	flag.DurationVar(&o.steadyWindow, "p4-window", 30*time.Second, "window without kills, after P5, over which each replica's Lease requests are counted from the audit log (P4; 0: none)")
 	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "random pause in [0, jitter) before each kill, so kills fall at random points of the 2s renew cycle")
 	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait in a trial")
 	flag.StringVar(&o.deployDir, "deploy-dir", "../deploy", "directory with deploy/'s RBAC manifests, applied for every replica of both distributions")
@@ -107,6 +109,19 @@ func realMain() int {
 		return 1
 	}
 	return 0
+}
+
+// retryPeriod is the retry_period of both configurations (the Timings of
+// the report): P4's unit.
+const retryPeriod = 2 * time.Second
+
+// steadyWindow is P4's window in the configuration that samples resources
+// (at --replicas), none in the others.
+func steadyWindow(main bool, d time.Duration) time.Duration {
+	if !main {
+		return 0
+	}
+	return d
 }
 
 func say(format string, args ...any) {
@@ -226,10 +241,10 @@ func run(ctx context.Context, o options) (err error) {
 			gracefulSeconds = 17
 		}
 		est += float64(o.gracefulTrials)*gracefulSeconds + float64(o.crashTrials+len(crashCounts)*o.crashTrialsPerCount)*18 +
-			o.resourceWarmup.Seconds() + 2*float64(o.resourceSamples) + float64(len(crashCounts)+1)*5
+			o.resourceWarmup.Seconds() + 2*float64(o.resourceSamples) + o.steadyWindow.Seconds() + float64(len(crashCounts)+1)*5
 	}
 	say("machine: %d CPUs (%s), %d MiB; load average %s", report.Machine.CPUs, report.Machine.CPUModel, report.Machine.MemoryMiB, report.Machine.LoadStart)
-	say("plan: %v; N=%d: P5, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
+	say("plan: %v; N=%d: P5, P4, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
 		order, o.replicas, o.gracefulTrials, o.crashTrials, crashCounts, o.crashTrialsPerCount, est/60)
 	say("work directory %s", workDir)
 
@@ -314,6 +329,7 @@ func run(ctx context.Context, o options) (err error) {
 			res := bench.RunConfig(ctx, cs, impls[name], bench.Plan{
 				Replicas: c.n, GracefulTrials: c.graceful, CrashTrials: c.crash,
 				SampleResources: c.resources, ResourceWarmup: o.resourceWarmup, ResourceSamples: o.resourceSamples, ResourceEvery: 2 * time.Second,
+				SteadyWindow: steadyWindow(c.resources, o.steadyWindow), RetryPeriod: retryPeriod,
 				Jitter: o.jitter, TrialTimeout: o.trialTimeout,
 				Dir:      bench.FleetDir(workDir, name, c.n),
 				AuditLog: cp.AuditLog,
