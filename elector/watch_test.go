@@ -258,3 +258,28 @@ func TestLateEventOfADeletedLeaseKeepsALostRenewalOwn(t *testing.T) {
 		term.Abandon()
 	})
 }
+
+// Rule 3 and 7: a standby takes a released Lease, but the answer to its
+// update is lost (the API server applied it). Its watch then delivers the
+// released version its Get had read (the list of a watch being established
+// as the campaign begins, or an event that arrived during the attempt), and
+// then the version its update made. Seeing again a version already seen is
+// no change: it must not make the candidate forget the spec it wrote, or it
+// waits out its own record as a silent holder's, and nobody leads for
+// lease_duration.
+func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(freeLease()))
+		released := getLease(t, cs)
+		b := newElector(t, cs, "b")
+		loseAnswer(cs, "update").Store(true)
+		_, err := b.tryAcquireOrRenew(context.Background(), false)
+		require.ErrorContains(t, err, "connection reset by peer")
+		taken := getLease(t, cs)
+		require.Equal(t, "b", *taken.Spec.HolderIdentity, "the update was applied")
+		time.Sleep(time.Second)
+		b.watched(observation{lease: released, at: time.Now()})
+		b.watched(observation{lease: taken, at: time.Now()})
+		assert.True(t, try(t, b), "the version its update made is its own: it renews it")
+	})
+}
