@@ -255,7 +255,10 @@ func (c *cluster) lease(t *testing.T) *coordinationv1.Lease {
 // freeLease is a Lease that exists with no holder, as after a release.
 func freeLease() *coordinationv1.Lease {
 	return &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease"},
+		// A resourceVersion, as every object a real API server serves has:
+		// a watch that delivers this version late then drops it as older
+		// than the candidate's own write (an empty one is not comparable).
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "lease", ResourceVersion: "0"},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To[int32](1)},
 	}
 }

@@ -44,8 +44,9 @@
 // The watch is for speed only: every take-over is still a Get and a
 // conditional update (or a create), decided on the version the Get returned,
 // so a missed, late or reordered event can delay a take-over but never
-// allow one early. A version older than one already seen (compared as numbers,
-// as etcd's resourceVersions are, only to drop late events) is ignored. While
+// allow one early. A version older than one already seen, also one of a
+// Lease deleted since (compared as numbers, as etcd's resourceVersions are,
+// one counter for all objects, only to drop late events) is ignored. While
 // the watch cannot be established, candidates poll every retry period
 // (jittered) and re-establish it with backoff ([Config.OnWatch] hears of both).
 //

@@ -360,11 +360,15 @@ func (e *Elector) foreignWait(l *coordinationv1.Lease) time.Duration {
 // observe remembers the version last seen and, when its resourceVersion (or
 // the object itself) changed, the moment it was first seen. Versions are
 // compared, never the records: two writes within one second are two changes.
+// The version already seen, read or delivered again, is no change: it says
+// nothing about a write made since (whose answer may have been lost).
 func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
 	e.gone = false
-	if e.seen == nil || e.seen.UID != l.UID || e.seen.ResourceVersion != l.ResourceVersion {
-		e.seenAt = now
+	if e.seen != nil && e.seen.UID == l.UID && e.seen.ResourceVersion == l.ResourceVersion {
+		e.seen = l
+		return
 	}
+	e.seenAt = now
 	e.seen = l
 	if e.mine != nil && l.UID == e.mine.UID && l.ResourceVersion == e.mine.ResourceVersion {
 		return

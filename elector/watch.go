@@ -181,9 +181,12 @@ func (e *Elector) watched(o observation) {
 
 // applyWatchedLocked applies what the watch delivered. A version counts as
 // seen from the moment it arrived: a genuine sighting, after its write. A
-// version older than one already seen of the same object (the watch lags
-// behind a Get) is dropped: resourceVersions are compared as numbers only
-// for that, and only when both are numbers, as etcd's are.
+// version older than the one already seen (the watch lags behind a Get) is
+// dropped, also a version of an object deleted since (a watch that lags
+// behind a deletion and re-creation): resourceVersions are compared as
+// numbers only for that, and only when both are numbers, as etcd's are (one
+// counter for every object, so a re-created Lease's versions are all newer
+// than the deleted one's).
 func (e *Elector) applyWatchedLocked() {
 	e.pendingMu.Lock()
 	pending := e.pending
@@ -196,7 +199,7 @@ func (e *Elector) applyWatchedLocked() {
 			if o.deleted != "" {
 				e.deleted = o.deleted
 			}
-		case e.seen != nil && e.seen.UID == o.lease.UID && olderVersion(o.lease.ResourceVersion, e.seen.ResourceVersion):
+		case e.seen != nil && olderVersion(o.lease.ResourceVersion, e.seen.ResourceVersion):
 		default:
 			e.observe(o.lease, o.at)
 		}

@@ -198,3 +198,88 @@ func TestHolderRenewsAtOnceOnAVersionItDidNotWrite(t *testing.T) {
 		term.Abandon()
 	})
 }
+
+// recreate deletes the Lease and creates it anew (a new uid) with spec.
+func recreate(t *testing.T, cs *fake.Clientset, l *coordinationv1.Lease) *coordinationv1.Lease {
+	t.Helper()
+	require.NoError(t, cs.CoordinationV1().Leases("ns").Delete(context.Background(), "lease", metav1.DeleteOptions{}))
+	l, err := cs.CoordinationV1().Leases("ns").Create(context.Background(), l, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return l
+}
+
+// Rule 7: a watch that lags behind a deletion and re-creation delivers the
+// deleted object's versions after the Get read the new one. Such a late
+// version is older than the one already seen: it must not restart a
+// standby's wait (its Get then finds the version it was waiting out "new").
+func TestLateEventOfADeletedLeaseDoesNotRestartTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(heldLease(15)))
+		old := getLease(t, cs)
+		recreate(t, cs, heldLease(15))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b))
+		time.Sleep(5 * time.Second)
+		b.watched(observation{lease: old, at: time.Now()}) // the deleted Lease's last version, delivered late
+		sleepUntil(start, 15*time.Second)
+		assert.True(t, try(t, b), "the wait counts from the first sighting of the re-created Lease's version")
+	})
+}
+
+// Rule 3 and 7: a holder's renewal is applied but its answer is lost; its
+// watch, lagging behind a deletion and re-creation of the Lease that came
+// before this term, then delivers the deleted object's last version, its
+// deletion, and the version the lost renewal made. The late version of the
+// deleted object must not make the holder forget the spec it wrote: the
+// version its renewal made is its own, and the term goes on.
+func TestLateEventOfADeletedLeaseKeepsALostRenewalOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(freeLease()))
+		old := getLease(t, cs)
+		recreate(t, cs, freeLease())
+		lose := loseAnswer(cs, "update")
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		lose.Store(true)
+		sleepUntil(start, 3*time.Second) // the renewal at 2s was written, its answer lost
+		renewed := getLease(t, cs)
+		require.Equal(t, start.Add(2*time.Second), renewed.Spec.RenewTime.Time)
+		// The lagging watch catches up.
+		term.e.watched(observation{lease: old, at: time.Now()})
+		term.e.watched(observation{deleted: old.UID, at: time.Now()})
+		term.e.watched(observation{lease: renewed, at: time.Now()})
+		term.w.signal()
+		sleepUntil(start, 5*time.Second)
+		synctest.Wait()
+		require.NoError(t, term.Err())
+		assert.Equal(t, start.Add(4*time.Second), getLease(t, cs).Spec.RenewTime.Time, "renewed at 4s")
+		term.Abandon()
+	})
+}
+
+// Rule 3 and 7: a standby takes a released Lease, but the answer to its
+// update is lost (the API server applied it). Its watch then delivers the
+// released version its Get had read (the list of a watch being established
+// as the campaign begins, or an event that arrived during the attempt), and
+// then the version its update made. Seeing again a version already seen is
+// no change: it must not make the candidate forget the spec it wrote, or it
+// waits out its own record as a silent holder's, and nobody leads for
+// lease_duration.
+func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(freeLease()))
+		released := getLease(t, cs)
+		b := newElector(t, cs, "b")
+		loseAnswer(cs, "update").Store(true)
+		_, err := b.tryAcquireOrRenew(context.Background(), false)
+		require.ErrorContains(t, err, "connection reset by peer")
+		taken := getLease(t, cs)
+		require.Equal(t, "b", *taken.Spec.HolderIdentity, "the update was applied")
+		time.Sleep(time.Second)
+		b.watched(observation{lease: released, at: time.Now()})
+		b.watched(observation{lease: taken, at: time.Now()})
+		assert.True(t, try(t, b), "the version its update made is its own: it renews it")
+	})
+}
