@@ -30,6 +30,11 @@ const (
 	// mixedKillShare is the probability of SIGKILL (each costs a
 	// lease_duration); the rest are SIGTERMs.
 	mixedKillShare = 0.3
+	// mixedClientGoTurn is the probability that, when one of ours leads,
+	// our other replicas are stopped before the kill, so that a client-go
+	// candidate takes over (they poll, ours watch: ours would always win
+	// the race), and started again once it leads.
+	mixedClientGoTurn = 0.4
 )
 
 // member is one process on the mixed fleet's Lease: a replica of ours or
@@ -76,8 +81,10 @@ type mixedTrial struct {
 // LeaderElector candidates (ReleaseOnCancel) on one Lease, as in a rolling
 // upgrade from a client-go based receiver. Whoever leads is killed, with
 // SIGTERM or SIGKILL at random (seeded; -mixed-seed replays a run), and
-// restarted, at least mixedTrials times; then every process is restarted
-// one by one. Never two active at once: from the logs (our group spans,
+// restarted, at least mixedTrials times (sometimes with our other replicas
+// stopped first, so that a client-go candidate takes over: ours watch the
+// Lease and would always be first); then every process is restarted one by
+// one. Never two active at once: from the logs (our group spans,
 // the candidates' OnStartedLeading to the return of Run) and from outside
 // (the audit log's activity of each ServiceAccount, checked by the
 // scenario's cleanup).
@@ -123,7 +130,20 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 		if rng.Float64() < mixedKillShare {
 			sig = "SIGKILL"
 		}
+		var parked []member
+		if !leader.clientGo && (rng.Float64() < mixedClientGoTurn || !bothKinds() && len(trials) >= mixedTrials/2) {
+			for _, m := range members {
+				if !m.clientGo && m.name != leader.name {
+					require.NoError(t, m.proc.Stop(20*time.Second))
+					parked = append(parked, m)
+				}
+			}
+		}
 		tr := s.signal(leader, sig, false)
+		for _, m := range parked {
+			require.NoError(t, m.proc.Start(), "restart %s", m.name)
+			s.waitCampaigning(m)
+		}
 		trials = append(trials, tr)
 		seen[leader.kind()+" "+sig]++
 		t.Logf("trial %d: %s to %s (%s), then %s active", i, sig, leader.name, leader.kind(), tr.next)
