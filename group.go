@@ -169,6 +169,7 @@ func (g *group) keys() []string {
 // from the moment its Start is called until its Shutdown has returned.
 type instance struct {
 	key  string
+	typ  component.Type
 	comp component.Component
 	// ctx is the context the instance is started with and lives until it has
 	// stopped: k8s_cluster runs its informers on it for the whole term.
@@ -215,7 +216,7 @@ func (g *group) startAll(rg *runningGroup, sub *subHost) error {
 		}
 		set := g.memberSettings(m)
 		for _, s := range m.signals {
-			in, err := rg.add(m.key, func(ctx context.Context) (component.Component, error) {
+			in, err := rg.add(m.key, m.factory.Type(), func(ctx context.Context) (component.Component, error) {
 				return g.create(ctx, set, c, m.factory, s)
 			})
 			switch {
@@ -250,6 +251,7 @@ func (g *group) memberSettings(m member) receiver.Settings {
 }
 
 func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+	defer lockType(f.Type())()
 	switch s {
 	case pipeline.SignalMetrics:
 		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
@@ -271,7 +273,7 @@ var errAborted = errors.New("the group was stopped while it was starting")
 // on no instance is added, so stop sees every instance that will ever start.
 // The factory runs outside the lock, so a slow one cannot delay a stop; an
 // instance created after the stop is shut down unstarted.
-func (rg *runningGroup) add(key string, create func(context.Context) (component.Component, error)) (*instance, error) {
+func (rg *runningGroup) add(key string, typ component.Type, create func(context.Context) (component.Component, error)) (*instance, error) {
 	if rg.isAborted() {
 		return nil, errAborted
 	}
@@ -282,13 +284,16 @@ func (rg *runningGroup) add(key string, create func(context.Context) (component.
 		return nil, err
 	}
 	rg.mu.Lock()
-	defer rg.mu.Unlock()
 	if rg.aborted {
+		rg.mu.Unlock()
 		cancel()
+		unlock := lockType(typ)
 		_ = comp.Shutdown(ctx) // never started: returns at once
+		unlock()
 		return nil, errAborted
 	}
-	in := &instance{key: key, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
+	defer rg.mu.Unlock()
+	in := &instance{key: key, typ: typ, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 	rg.instances = append(rg.instances, in)
 	return in, nil
 }
@@ -326,7 +331,8 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // stopped or ctx is done, whichever comes first; in the latter case the
 // error is an *errNotStopped naming those still running. The instances have
 // no order among themselves, so they stop concurrently: the group is down as
-// soon as its slowest member is. An instance whose Start has not returned
+// soon as its slowest member is (members of one receiver type stop one after
+// the other: see lockType). An instance whose Start has not returned
 // has its context cancelled at once (a Start that waits on it gives up),
 // and is shut down when its Start returns. A started instance's context is
 // cancelled after its Shutdown, as a backstop for work it left on it.
@@ -348,7 +354,10 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 				in.cancel()
 				<-in.started
 			}
-			if err := in.comp.Shutdown(ctx); err != nil {
+			unlock := lockType(in.typ)
+			err := in.comp.Shutdown(ctx)
+			unlock()
+			if err != nil {
 				errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
 			}
 			stopped[i].Store(true)
@@ -371,6 +380,28 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 		}
 		return &errNotStopped{keys: hung, err: ctx.Err()}
 	}
+}
+
+// typeLocks serialise, across the process, the calls into one receiver type
+// that may touch its package-level state: creating an instance and shutting
+// one down. Several contrib receivers (k8s_cluster and receiver_creator
+// among them, v0.145.0) keep their live instances in a package-level map
+// without a lock (internal/sharedcomponent: GetOrAdd in Create*, delete in
+// Shutdown). A collector creates and stops its components one at a time, so
+// that is safe there; a group stops its members concurrently, and two blocks'
+// groups start and stop independently, so two members of one type
+// (k8s_cluster and k8s_cluster/b, or one in each block) would write that map
+// at once: Go's fatal "concurrent map writes". Members of different types
+// still stop concurrently. Each lock is a channel of capacity 1.
+var typeLocks sync.Map // component.Type -> chan struct{}
+
+// lockType takes typ's lock, waiting as long as it takes (a Shutdown must
+// not be skipped: the instance would keep running), and returns its unlock.
+func lockType(typ component.Type) (unlock func()) {
+	v, _ := typeLocks.LoadOrStore(typ, make(chan struct{}, 1))
+	ch := v.(chan struct{})
+	ch <- struct{}{}
+	return func() { <-ch }
 }
 
 // subHost is the host the sub-receivers see: it forwards to the collector's
