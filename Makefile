@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test unit generate generate-check vet lint distribution controlplane e2e bench clean
+.PHONY: run test unit generate generate-check vet lint distribution controlplane e2e compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -59,9 +59,21 @@ $(BIN)/otelcol-peer: e2e/peer/builder-config.yaml hack/build-collector.sh hack/b
 # The two long builds of a cold machine, the distribution (ocb) and the
 # control plane (Kubernetes from the module proxy), run side by side: each
 # leaves one of the two cores idle much of the time (downloads, links).
+# The compatibility matrix (e2e/compat: nine collectors on a control plane of
+# its own) runs after the other packages, not beside them: the scenarios'
+# timings are short. In make test it runs COMPAT_TERMS terms per row (its
+# default, 3); make compat runs 30.
 e2e:
 	$(MAKE) -j2 distribution controlplane
-	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m ./...
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/compat$$')
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 20m ./compat/
+
+COMPAT_TERMS ?= 30
+
+## compat: the compatibility matrix in full: every receiver, and all of them in one group, through COMPAT_TERMS (30) terms in one process (docs/compatibility.md)
+compat:
+	$(MAKE) -j2 distribution controlplane
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader COMPAT_TERMS=$(COMPAT_TERMS) $(GO) test -count=1 -timeout 90m -v -run '^TestCompatibility$$' ./compat/
 
 ## controlplane: build kube-apiserver, etcd and kube-controller-manager once into ~/.cache/leaderreceivercreator
 controlplane:
