@@ -97,7 +97,7 @@ var receivers = []receiverCase{
           - name: events
             mode: watch
             namespaces:
-          - ${env:POD_NAMESPACE}`},
+              - ${env:POD_NAMESPACE}`},
 	// httpcheck has no Shutdown: a term's HTTP clients keep their idle
 	// keep-alive connections (two goroutines each) until idle_conn_timeout,
 	// 90s by default (docs/compatibility.md). Shorter than a term here.

@@ -1,6 +1,10 @@
 package compat
 
-import "regexp"
+import (
+	"regexp"
+	"slices"
+	"time"
+)
 
 // explainedLine is a warn or error line a sub-receiver logs in the matrix
 // that is expected, with why.
@@ -8,18 +12,35 @@ type explainedLine struct {
 	receiver string         // sub_receiver
 	msg      *regexp.Regexp // the message
 	err      *regexp.Regexp // the error field; nil: any
-	why      string
+	// atStop: only while the group stops (from stopWindow before its
+	// "leader group stopped" line was read to 1s after).
+	atStop bool
+	why    string
 }
 
-// explained lists them (docs/compatibility.md quotes this list).
-var explained = []explainedLine{}
+const stopWindow = 5 * time.Second
 
-// explain returns why l is expected, or "" if it is not.
-func explain(l logRecord) string {
+// explained lists them (docs/compatibility.md quotes this list).
+var explained = []explainedLine{
+	{
+		receiver: "prometheus", msg: regexp.MustCompile(`^Appending scrape report failed$`), atStop: true,
+		why: "a scrape in flight when the receiver stops: its report cannot be appended any more (Prometheus' scrape loop, at shutdown)",
+	},
+}
+
+// explain returns why l is expected, or "" if it is not; stops are when the
+// replica's group spans ended.
+func explain(l logRecord, stops []time.Time) string {
 	for _, x := range explained {
-		if x.receiver == l.receiver && x.msg.MatchString(l.msg) && (x.err == nil || x.err.MatchString(l.err)) {
-			return x.why
+		if x.receiver != l.receiver || !x.msg.MatchString(l.msg) || (x.err != nil && !x.err.MatchString(l.err)) {
+			continue
 		}
+		if x.atStop && !slices.ContainsFunc(stops, func(s time.Time) bool {
+			return !l.at.Before(s.Add(-stopWindow)) && !l.at.After(s.Add(time.Second))
+		}) {
+			continue
+		}
+		return x.why
 	}
 	return ""
 }

@@ -235,17 +235,27 @@ func perSource(items []item) (counts map[string]int, names map[string]map[string
 // extension.
 type processStats struct {
 	Goroutines int
-	HeapAlloc  uint64 // bytes, after a garbage collection (gc=1)
+	// HTTPConns are the goroutines of HTTP/1 client connections
+	// (net/http.persistConn's read and write loops, two per connection):
+	// idle keep-alive connections a stopped receiver left to its
+	// transport's idle timeout.
+	HTTPConns int
+	HeapAlloc uint64 // bytes, after a garbage collection (gc=1)
+	profile   string // the goroutine profile (debug=1), for failure messages
 }
+
+// Others are the goroutines other than HTTPConns.
+func (s processStats) Others() int { return s.Goroutines - s.HTTPConns }
 
 func readStats(ctx context.Context, endpoint string) (processStats, error) {
 	var st processStats
-	g, err := pprofLine(ctx, "http://"+endpoint+"/debug/pprof/goroutine?debug=1", "goroutine profile: total ")
+	var err error
+	st.profile, err = pprofText(ctx, "http://"+endpoint+"/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return st, err
 	}
-	if st.Goroutines, err = strconv.Atoi(g); err != nil {
-		return st, fmt.Errorf("goroutine profile: %w", err)
+	if st.Goroutines, st.HTTPConns, err = parseGoroutines(st.profile); err != nil {
+		return st, err
 	}
 	h, err := pprofLine(ctx, "http://"+endpoint+"/debug/pprof/heap?debug=1&gc=1", "# HeapAlloc = ")
 	if err != nil {
@@ -255,6 +265,32 @@ func readStats(ctx context.Context, endpoint string) (processStats, error) {
 		return st, fmt.Errorf("heap profile: %w", err)
 	}
 	return st, nil
+}
+
+// parseGoroutines reads a goroutine profile (debug=1): its total, and how
+// many goroutines are in stacks through net/http.(*persistConn).
+func parseGoroutines(profile string) (total, httpConns int, err error) {
+	first, rest, _ := strings.Cut(profile, "\n")
+	v, ok := strings.CutPrefix(first, "goroutine profile: total ")
+	if !ok {
+		return 0, 0, fmt.Errorf("goroutine profile: first line %q", first)
+	}
+	if total, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+		return 0, 0, fmt.Errorf("goroutine profile: %w", err)
+	}
+	for _, group := range strings.Split(rest, "\n\n") { // "N @ pcs" then "#\t..." frames
+		head, frames, _ := strings.Cut(strings.TrimSpace(group), "\n")
+		n, _, ok := strings.Cut(head, " @ ")
+		if !ok || !strings.Contains(frames, "net/http.(*persistConn)") {
+			continue
+		}
+		c, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, 0, fmt.Errorf("goroutine profile: %q: %w", head, err)
+		}
+		httpConns += c
+	}
+	return total, httpConns, nil
 }
 
 // pprofLine returns what follows prefix on the first line of url's body
@@ -282,4 +318,21 @@ func pprofLine(ctx context.Context, url, prefix string) (string, error) {
 		return "", err
 	}
 	return "", fmt.Errorf("%s: no line %q", url, prefix)
+}
+
+// pprofText is the whole body of a pprof text endpoint.
+func pprofText(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }() // read only
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
