@@ -68,6 +68,9 @@ type group struct {
 	parent    receiver.Settings
 	members   []member
 	consumers consumers
+	// process is this process's shared state: the receiver types' locks
+	// (processLeases.lockType).
+	process *processLeases
 }
 
 // resolveGroup looks up every sub-receiver's factory on the host, builds its
@@ -78,7 +81,7 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 	if !ok {
 		return nil, errors.New("the collector host does not provide component factories (hostcapabilities.ComponentFactory); leader_receiver_creator cannot build its sub-receivers")
 	}
-	g := &group{parent: parent, consumers: cons}
+	g := &group{parent: parent, consumers: cons, process: thisProcess}
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(cfg.Receivers)) {
 		m, err := resolveMember(cfg, key, factories, &cons)
@@ -191,6 +194,8 @@ type runningGroup struct {
 	err  error         // why the start failed; read after done
 
 	stopped chan struct{} // closed when every instance stop began with has stopped
+
+	lockType func(component.Type) (unlock func()) // processLeases.lockType
 }
 
 // start builds fresh instances of every member (receivers cannot be started
@@ -199,7 +204,7 @@ type runningGroup struct {
 // after a failure, or at any moment, stop shuts down every instance whose
 // Start was called, including one whose Start has not returned yet.
 func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
-	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{})}
+	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{}), lockType: g.process.lockType}
 	sub := &subHost{Host: host, report: report}
 	go func() {
 		defer close(rg.done)
@@ -251,7 +256,7 @@ func (g *group) memberSettings(m member) receiver.Settings {
 }
 
 func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
-	defer lockType(f.Type())()
+	defer g.process.lockType(f.Type())()
 	switch s {
 	case pipeline.SignalMetrics:
 		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
@@ -287,7 +292,7 @@ func (rg *runningGroup) add(key string, typ component.Type, create func(context.
 	if rg.aborted {
 		rg.mu.Unlock()
 		cancel()
-		unlock := lockType(typ)
+		unlock := rg.lockType(typ)
 		_ = comp.Shutdown(ctx) // never started: returns at once
 		unlock()
 		return nil, errAborted
@@ -332,7 +337,7 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // error is an *errNotStopped naming those still running. The instances have
 // no order among themselves, so they stop concurrently: the group is down as
 // soon as its slowest member is (members of one receiver type stop one after
-// the other: see lockType). An instance whose Start has not returned
+// the other: see processLeases.lockType). An instance whose Start has not returned
 // has its context cancelled at once (a Start that waits on it gives up),
 // and is shut down when its Start returns. A started instance's context is
 // cancelled after its Shutdown, as a backstop for work it left on it.
@@ -344,23 +349,49 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 
 	errs := make([]error, len(instances))
 	stopped := make([]atomic.Bool, len(instances))
-	var wg sync.WaitGroup
+	stopOne := func(i int) {
+		in := instances[i]
+		defer in.cancel()
+		select {
+		case <-in.started:
+		default:
+			in.cancel()
+			<-in.started
+		}
+		if err := in.comp.Shutdown(ctx); err != nil {
+			errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
+		}
+		stopped[i].Store(true)
+	}
+	// A member's instances (one per signal) stop concurrently, and so do
+	// members of different types; members of one type stop one after the
+	// other, under the type's lock (processLeases.lockType).
+	byMember := map[string][]int{}
+	var keys []string
 	for i, in := range instances {
+		if _, ok := byMember[in.key]; !ok {
+			keys = append(keys, in.key)
+		}
+		byMember[in.key] = append(byMember[in.key], i)
+	}
+	var wg sync.WaitGroup
+	for _, key := range keys {
+		idx := byMember[key]
 		wg.Go(func() {
-			defer in.cancel()
-			select {
-			case <-in.started:
-			default:
-				in.cancel()
-				<-in.started
+			for _, i := range idx {
+				select {
+				case <-instances[i].started:
+				default:
+					instances[i].cancel() // a Start that waits on it gives up, without waiting for the lock
+				}
 			}
-			unlock := lockType(in.typ)
-			err := in.comp.Shutdown(ctx)
-			unlock()
-			if err != nil {
-				errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
+			unlock := rg.lockType(instances[idx[0]].typ)
+			defer unlock()
+			var mwg sync.WaitGroup
+			for _, i := range idx {
+				mwg.Go(func() { stopOne(i) })
 			}
-			stopped[i].Store(true)
+			mwg.Wait()
 		})
 	}
 	go func() { wg.Wait(); close(rg.stopped) }()
@@ -380,28 +411,6 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 		}
 		return &errNotStopped{keys: hung, err: ctx.Err()}
 	}
-}
-
-// typeLocks serialise, across the process, the calls into one receiver type
-// that may touch its package-level state: creating an instance and shutting
-// one down. Several contrib receivers (k8s_cluster and receiver_creator
-// among them, v0.145.0) keep their live instances in a package-level map
-// without a lock (internal/sharedcomponent: GetOrAdd in Create*, delete in
-// Shutdown). A collector creates and stops its components one at a time, so
-// that is safe there; a group stops its members concurrently, and two blocks'
-// groups start and stop independently, so two members of one type
-// (k8s_cluster and k8s_cluster/b, or one in each block) would write that map
-// at once: Go's fatal "concurrent map writes". Members of different types
-// still stop concurrently. Each lock is a channel of capacity 1.
-var typeLocks sync.Map // component.Type -> chan struct{}
-
-// lockType takes typ's lock, waiting as long as it takes (a Shutdown must
-// not be skipped: the instance would keep running), and returns its unlock.
-func lockType(typ component.Type) (unlock func()) {
-	v, _ := typeLocks.LoadOrStore(typ, make(chan struct{}, 1))
-	ch := v.(chan struct{})
-	ch <- struct{}{}
-	return func() { <-ch }
 }
 
 // subHost is the host the sub-receivers see: it forwards to the collector's

@@ -177,15 +177,16 @@ func (r *sharedStateReceiver) Shutdown(context.Context) error {
 
 // Two members of one type never run their factory's Create or Shutdown at
 // once, although a group stops its members concurrently: contrib receivers
-// keep package-level state that is not safe for that (typeLocks).
+// keep package-level state that is not safe for that (processLeases.lockType).
 func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		typ := component.MustNewType("sharedstate") // used by this test only: its lock lives in the bubble
+		typ := component.MustNewType("sharedstate")
 		s := &sharedState{live: map[component.Config]int{}, release: make(chan struct{})}
 		host := &testHost{factories: map[component.Type]receiver.Factory{typ: s.factory(typ)}}
 		cfg := testConfigFor("sharedstate", "sharedstate/b")
 		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()})
 		require.NoError(t, err)
+		g.process = newProcessLeases() // its locks live in the bubble
 		rg := g.start(host, func(*componentstatus.Event) {})
 		<-rg.Done()
 		require.NoError(t, rg.Err())
