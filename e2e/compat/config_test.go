@@ -156,10 +156,10 @@ func collectorConfig(members []string) (string, error) {
 		b.WriteString(receivers[i].yaml)
 		observer = observer || receivers[i].observer
 	}
-	extensions := "[healthcheckv2, pprof]"
+	extensions := "[pprof]"
 	observerExt := ""
 	if observer {
-		extensions = "[healthcheckv2, pprof, k8s_observer]"
+		extensions = "[pprof, k8s_observer]"
 		observerExt = `
   k8s_observer:
     auth_type: kubeConfig
@@ -176,10 +176,9 @@ func collectorConfig(members []string) (string, error) {
       k8s_cluster: [metrics]`
 	}
 	return fmt.Sprintf(`
+# One listening port per collector, pprof's: nine collectors start at once,
+# and every port picked free in advance may be taken before it is bound.
 extensions:
-  healthcheckv2:
-    endpoint: ${env:HEALTHCHECK_ENDPOINT}
-    path: /
   pprof:
     endpoint: ${env:COMPAT_PPROF_ENDPOINT}%s
 
@@ -205,12 +204,7 @@ service:
       level: info
       encoding: json
     metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: ${env:TELEMETRY_METRICS_HOST}
-                port: ${env:TELEMETRY_METRICS_PORT}
+      level: none
   pipelines:
     metrics:
       receivers: [leader_receiver_creator]
