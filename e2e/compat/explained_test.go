@@ -26,6 +26,10 @@ var explained = []explainedLine{
 		receiver: "prometheus", msg: regexp.MustCompile(`^Appending scrape report failed$`), atStop: true,
 		why: "a scrape in flight when the receiver stops: its report cannot be appended any more (Prometheus' scrape loop, at shutdown)",
 	},
+	{
+		receiver: "k8sobjects", msg: regexp.MustCompile(`^error in pulling object$`), err: regexp.MustCompile(`context canceled`), atStop: true,
+		why: "a pull-mode List in flight when the receiver stops: Shutdown cancels its context",
+	},
 }
 
 // explain returns why l is expected, or "" if it is not; stops are when the
