@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test unit generate generate-check vet lint distribution controlplane e2e e2e-build e2e-compile e2e-run bench clean
+.PHONY: run test unit generate generate-check vet lint distribution controlplane e2e e2e-build e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -76,8 +76,20 @@ e2e-build: distribution controlplane e2e-compile
 e2e-compile:
 	cd e2e && $(GO) test -count=1 -exec true ./... >/dev/null # compile and link only: true "runs" each test binary
 
+# The compatibility matrix (e2e/compat: nine collectors on a control plane of
+# its own) runs after the other packages, not beside them: the scenarios'
+# timings are short. In make test it runs COMPAT_TERMS terms per row (its
+# default, 3); make compat runs 30.
 e2e-run:
-	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m ./...
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/compat$$')
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 20m ./compat/
+
+COMPAT_TERMS ?= 30
+
+## compat: the compatibility matrix in full: every receiver, and all of them in one group, through COMPAT_TERMS (30) terms in one process (docs/compatibility.md)
+compat:
+	$(MAKE) -j2 distribution controlplane
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader COMPAT_TERMS=$(COMPAT_TERMS) $(GO) test -count=1 -timeout 90m -v -run '^TestCompatibility$$' ./compat/
 
 ## controlplane: build kube-apiserver and etcd once into ~/.cache/leaderreceivercreator (kube-controller-manager: on first use, by `make run` or E2E_CONTROLLER_MANAGER=1 make test)
 controlplane:

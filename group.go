@@ -68,6 +68,9 @@ type group struct {
 	parent    receiver.Settings
 	members   []member
 	consumers consumers
+	// process is this process's shared state: the receiver types' locks
+	// (processLeases.lockType).
+	process *processLeases
 }
 
 // resolveGroup looks up every sub-receiver's factory on the host, builds its
@@ -78,7 +81,7 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 	if !ok {
 		return nil, errors.New("the collector host does not provide component factories (hostcapabilities.ComponentFactory); leader_receiver_creator cannot build its sub-receivers")
 	}
-	g := &group{parent: parent, consumers: cons}
+	g := &group{parent: parent, consumers: cons, process: thisProcess}
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(cfg.Receivers)) {
 		m, err := resolveMember(cfg, key, factories, &cons)
@@ -169,6 +172,7 @@ func (g *group) keys() []string {
 // from the moment its Start is called until its Shutdown has returned.
 type instance struct {
 	key  string
+	typ  component.Type
 	comp component.Component
 	// ctx is the context the instance is started with and lives until it has
 	// stopped: k8s_cluster runs its informers on it for the whole term.
@@ -190,6 +194,8 @@ type runningGroup struct {
 	err  error         // why the start failed; read after done
 
 	stopped chan struct{} // closed when every instance stop began with has stopped
+
+	lockType func(component.Type) (unlock func()) // processLeases.lockType
 }
 
 // start builds fresh instances of every member (receivers cannot be started
@@ -198,7 +204,7 @@ type runningGroup struct {
 // after a failure, or at any moment, stop shuts down every instance whose
 // Start was called, including one whose Start has not returned yet.
 func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
-	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{})}
+	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{}), lockType: g.process.lockType}
 	sub := &subHost{Host: host, report: report}
 	go func() {
 		defer close(rg.done)
@@ -215,7 +221,7 @@ func (g *group) startAll(rg *runningGroup, sub *subHost) error {
 		}
 		set := g.memberSettings(m)
 		for _, s := range m.signals {
-			in, err := rg.add(m.key, func(ctx context.Context) (component.Component, error) {
+			in, err := rg.add(m.key, m.factory.Type(), func(ctx context.Context) (component.Component, error) {
 				return g.create(ctx, set, c, m.factory, s)
 			})
 			switch {
@@ -250,6 +256,7 @@ func (g *group) memberSettings(m member) receiver.Settings {
 }
 
 func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+	defer g.process.lockType(f.Type())()
 	switch s {
 	case pipeline.SignalMetrics:
 		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
@@ -271,7 +278,7 @@ var errAborted = errors.New("the group was stopped while it was starting")
 // on no instance is added, so stop sees every instance that will ever start.
 // The factory runs outside the lock, so a slow one cannot delay a stop; an
 // instance created after the stop is shut down unstarted.
-func (rg *runningGroup) add(key string, create func(context.Context) (component.Component, error)) (*instance, error) {
+func (rg *runningGroup) add(key string, typ component.Type, create func(context.Context) (component.Component, error)) (*instance, error) {
 	if rg.isAborted() {
 		return nil, errAborted
 	}
@@ -282,13 +289,16 @@ func (rg *runningGroup) add(key string, create func(context.Context) (component.
 		return nil, err
 	}
 	rg.mu.Lock()
-	defer rg.mu.Unlock()
 	if rg.aborted {
+		rg.mu.Unlock()
 		cancel()
+		unlock := rg.lockType(typ)
 		_ = comp.Shutdown(ctx) // never started: returns at once
+		unlock()
 		return nil, errAborted
 	}
-	in := &instance{key: key, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
+	defer rg.mu.Unlock()
+	in := &instance{key: key, typ: typ, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 	rg.instances = append(rg.instances, in)
 	return in, nil
 }
@@ -326,7 +336,8 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // stopped or ctx is done, whichever comes first; in the latter case the
 // error is an *errNotStopped naming those still running. The instances have
 // no order among themselves, so they stop concurrently: the group is down as
-// soon as its slowest member is. An instance whose Start has not returned
+// soon as its slowest member is (members of one receiver type stop one after
+// the other: see processLeases.lockType). An instance whose Start has not returned
 // has its context cancelled at once (a Start that waits on it gives up),
 // and is shut down when its Start returns. A started instance's context is
 // cancelled after its Shutdown, as a backstop for work it left on it.
@@ -338,20 +349,49 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 
 	errs := make([]error, len(instances))
 	stopped := make([]atomic.Bool, len(instances))
-	var wg sync.WaitGroup
+	stopOne := func(i int) {
+		in := instances[i]
+		defer in.cancel()
+		select {
+		case <-in.started:
+		default:
+			in.cancel()
+			<-in.started
+		}
+		if err := in.comp.Shutdown(ctx); err != nil {
+			errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
+		}
+		stopped[i].Store(true)
+	}
+	// A member's instances (one per signal) stop concurrently, and so do
+	// members of different types; members of one type stop one after the
+	// other, under the type's lock (processLeases.lockType).
+	byMember := map[string][]int{}
+	var keys []string
 	for i, in := range instances {
+		if _, ok := byMember[in.key]; !ok {
+			keys = append(keys, in.key)
+		}
+		byMember[in.key] = append(byMember[in.key], i)
+	}
+	var wg sync.WaitGroup
+	for _, key := range keys {
+		idx := byMember[key]
 		wg.Go(func() {
-			defer in.cancel()
-			select {
-			case <-in.started:
-			default:
-				in.cancel()
-				<-in.started
+			for _, i := range idx {
+				select {
+				case <-instances[i].started:
+				default:
+					instances[i].cancel() // a Start that waits on it gives up, without waiting for the lock
+				}
 			}
-			if err := in.comp.Shutdown(ctx); err != nil {
-				errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
+			unlock := rg.lockType(instances[idx[0]].typ)
+			defer unlock()
+			var mwg sync.WaitGroup
+			for _, i := range idx {
+				mwg.Go(func() { stopOne(i) })
 			}
-			stopped[i].Store(true)
+			mwg.Wait()
 		})
 	}
 	go func() { wg.Wait(); close(rg.stopped) }()

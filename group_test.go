@@ -3,13 +3,16 @@ package leaderreceivercreator
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/collector/receiver"
 )
@@ -121,4 +124,84 @@ func signalNames(m member) string {
 		out[i] = s.String()
 	}
 	return "[" + strings.Join(out, " ") + "]"
+}
+
+// sharedState is a receiver factory that, like contrib's
+// internal/sharedcomponent (k8s_cluster, receiver_creator), keeps its live
+// instances in a package-level map without a lock, and counts how many of
+// its calls run at once.
+type sharedState struct {
+	live      map[component.Config]int // unsynchronised, as sharedcomponent's
+	inside    atomic.Int32
+	maxInside atomic.Int32
+	entered   atomic.Int32  // Shutdown calls so far
+	release   chan struct{} // each Shutdown waits for one value
+}
+
+func (s *sharedState) enter() {
+	n := s.inside.Add(1)
+	for {
+		m := s.maxInside.Load()
+		if n <= m || s.maxInside.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+func (s *sharedState) factory(typ component.Type) receiver.Factory {
+	return receiver.NewFactory(typ,
+		func() component.Config { return &testConfig{} },
+		receiver.WithMetrics(func(_ context.Context, _ receiver.Settings, cfg component.Config, _ consumer.Metrics) (receiver.Metrics, error) {
+			s.enter()
+			defer s.inside.Add(-1)
+			s.live[cfg]++
+			return &sharedStateReceiver{s: s, cfg: cfg}, nil
+		}, component.StabilityLevelAlpha))
+}
+
+type sharedStateReceiver struct {
+	s   *sharedState
+	cfg component.Config
+}
+
+func (*sharedStateReceiver) Start(context.Context, component.Host) error { return nil }
+
+func (r *sharedStateReceiver) Shutdown(context.Context) error {
+	r.s.enter()
+	defer r.s.inside.Add(-1)
+	r.s.entered.Add(1)
+	<-r.s.release
+	delete(r.s.live, r.cfg)
+	return nil
+}
+
+// Two members of one type never run their factory's Create or Shutdown at
+// once, although a group stops its members concurrently: contrib receivers
+// keep package-level state that is not safe for that (processLeases.lockType).
+func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		typ := component.MustNewType("sharedstate")
+		s := &sharedState{live: map[component.Config]int{}, release: make(chan struct{})}
+		host := &testHost{factories: map[component.Type]receiver.Factory{typ: s.factory(typ)}}
+		cfg := testConfigFor("sharedstate", "sharedstate/b")
+		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()})
+		require.NoError(t, err)
+		g.process = newProcessLeases() // its locks live in the bubble
+		rg := g.start(host, func(*componentstatus.Event) {})
+		<-rg.Done()
+		require.NoError(t, rg.Err())
+		require.Len(t, s.live, 2)
+
+		stopped := make(chan error, 1)
+		go func() { stopped <- rg.stop(context.Background()) }()
+		synctest.Wait()
+		assert.Equal(t, int32(1), s.entered.Load(), "one Shutdown runs, the other waits for it")
+		s.release <- struct{}{}
+		synctest.Wait()
+		assert.Equal(t, int32(2), s.entered.Load(), "then the other")
+		s.release <- struct{}{}
+		require.NoError(t, <-stopped)
+		assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
+		assert.Empty(t, s.live)
+	})
 }

@@ -108,6 +108,7 @@ func (r *runner) start(host component.Host) error {
 	if err != nil {
 		return err
 	}
+	g.process = r.process
 	le := r.cfg.LeaderElection
 	ns, err := le.leaseNamespace()
 	if err != nil {
@@ -591,17 +592,47 @@ type leaseSlot struct {
 	hung error // set once a group did not stop: the Lease is never led again here
 }
 
-// processLeases is one process's slots, by Lease (namespace/name).
+// processLeases is one process's slots, by Lease (namespace/name), and its
+// receiver types' locks.
 type processLeases struct {
-	mu sync.Mutex
-	m  map[string]*leaseSlot
+	mu    sync.Mutex
+	m     map[string]*leaseSlot
+	types map[component.Type]chan struct{} // lockType; each of capacity 1
 }
 
 // thisProcess is the slots of this collector process; tests give each
 // simulated replica its own.
 var thisProcess = newProcessLeases()
 
-func newProcessLeases() *processLeases { return &processLeases{m: map[string]*leaseSlot{}} }
+func newProcessLeases() *processLeases {
+	return &processLeases{m: map[string]*leaseSlot{}, types: map[component.Type]chan struct{}{}}
+}
+
+// lockType takes the lock of receiver type typ in this process, waiting as
+// long as it takes (a Shutdown must not be skipped: the instance would keep
+// running), and returns its unlock. Groups hold it while they create an
+// instance of the type and while they shut one down.
+//
+// Several contrib receivers (k8s_cluster and receiver_creator among them,
+// v0.145.0) keep their live instances in a package-level map without a lock
+// (internal/sharedcomponent: GetOrAdd in Create*, delete in Shutdown). A
+// collector creates and stops its components one at a time, so that is safe
+// there; a group stops its members concurrently, and two blocks' groups
+// start and stop independently, so two members of one type (k8s_cluster and
+// k8s_cluster/b, or one in each of two blocks) would write that map at once:
+// Go's fatal "concurrent map writes". Members of different types still stop
+// concurrently.
+func (p *processLeases) lockType(typ component.Type) (unlock func()) {
+	p.mu.Lock()
+	ch, ok := p.types[typ]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		p.types[typ] = ch
+	}
+	p.mu.Unlock()
+	ch <- struct{}{}
+	return func() { <-ch }
+}
 
 func (p *processLeases) slot(lease string) *leaseSlot {
 	p.mu.Lock()
