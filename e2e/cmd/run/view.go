@@ -76,7 +76,7 @@ func (v *view) banner() {
 	}
 	say("only the replica holding the Lease (%s/%s) runs the sub-receivers and exports data", v.o.namespace, cluster.LeaseName)
 	say("status: metrics = metric data points exported, logs = Kubernetes Events exported as log records")
-	say("try a failover: kill <pid of the LEADER>  (graceful: the Lease is released, a standby takes over within ~retry_period)")
+	say("try a failover: kill <pid of the LEADER>  (graceful: the Lease is released and a watching standby takes over within milliseconds)")
 	say("             or kill -9 <pid>             (crash: a standby takes over when the Lease expires, ~lease_duration)")
 	if stdinIsTerminal() {
 		say("keys: k N = SIGTERM replica-N, K N = SIGKILL, r N = restart, s = status, q = quit (then Enter); Ctrl-C stops everything")
