@@ -5,20 +5,28 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test unit generate generate-check vet lint distribution controlplane e2e e2e-build e2e-compile e2e-run compat bench clean
+.PHONY: run test checks-then-builds unit generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
 	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml $(RUN_ARGS)
 
-## test: generated code is fresh; then side by side lint of both modules (golangci-lint runs go vet), unit tests with -race and the builds of the end-to-end proof; then the end-to-end proof
-# On a cold machine most of the time goes to downloading and compiling (the
-# collector, contrib, Kubernetes, golangci-lint); side by side, a download or
-# link of one job leaves the cores to the others. Each job's output is shown
-# whole when it ends.
+## test: generated code is fresh; lint of both modules (golangci-lint runs go vet), unit tests with -race and the end-to-end builds, while the control plane builds beside them; then the end-to-end proof
+# On a cold machine most of the time goes to downloading and compiling. The
+# control plane (Kubernetes v1.35 from the module proxy) shares no package
+# with the rest, so it builds beside them; lint, the unit tests, the
+# distribution and the e2e test binaries share many (the collector,
+# client-go), so they run one after the other, each finding the others'
+# packages in the build cache (side by side, two go commands would both
+# compile them). Each job's output is shown whole when it ends.
 test: generate-check
-	$(MAKE) -j4 --output-sync=target lint unit e2e-build
+	$(MAKE) -j2 --output-sync=target controlplane checks-then-builds
 	$(MAKE) e2e-run
+
+checks-then-builds:
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) e2e-builds
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -64,14 +72,15 @@ $(BIN)/otelcol-peer: e2e/peer/builder-config.yaml hack/build-collector.sh hack/b
 
 ## e2e: the end-to-end proof alone (builds what it needs first)
 e2e:
-	$(MAKE) -j3 --output-sync=target e2e-build
+	$(MAKE) -j2 --output-sync=target controlplane e2e-builds
 	$(MAKE) e2e-run
 
-# What the end-to-end tests need, built side by side: the distribution (ocb),
-# the control plane (Kubernetes from the module proxy) and the e2e module's
-# test binaries (compiled, not run: their packages land in the build cache for
-# e2e-run).
-e2e-build: distribution controlplane e2e-compile
+# What the end-to-end tests need besides the control plane, one after the
+# other: the distribution (ocb) and the e2e module's test binaries (compiled,
+# not run: their packages land in the build cache for e2e-run).
+e2e-builds:
+	$(MAKE) distribution
+	$(MAKE) e2e-compile
 
 e2e-compile:
 	cd e2e && $(GO) test -count=1 -exec true ./... >/dev/null # compile and link only: true "runs" each test binary
@@ -92,8 +101,10 @@ compat:
 	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader COMPAT_TERMS=$(COMPAT_TERMS) $(GO) test -count=1 -timeout 90m -v -run '^TestCompatibility$$' ./compat/
 
 ## controlplane: build kube-apiserver and etcd once into ~/.cache/leaderreceivercreator (kube-controller-manager: on first use, by `make run` or E2E_CONTROLLER_MANAGER=1 make test)
+# The build runs in the test binary's TestMain: on a cold machine, side by
+# side with the other builds, it takes longer than go test's default 10m.
 controlplane:
-	cd e2e && $(GO) test -count=1 -run '^TestStagingModules$$' ./controlplane/
+	cd e2e && $(GO) test -count=1 -timeout 60m -run '^TestStagingModules$$' ./controlplane/
 
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution $(BIN)/otelcol-peer
