@@ -145,6 +145,16 @@ func withoutWatch(cs *fake.Clientset) *fake.Clientset {
 	return cs
 }
 
+// freeLeaseFor is a fake API server with a free Lease that serves the watch
+// (watched) or refuses it (withoutWatch).
+func freeLeaseFor(watched bool) *fake.Clientset {
+	cs := newClientset(freeLease())
+	if !watched {
+		withoutWatch(cs)
+	}
+	return cs
+}
+
 // forBothModes runs a synctest test with the watch (watched) and without it.
 func forBothModes(t *testing.T, test func(t *testing.T, watched bool)) {
 	for _, watched := range []bool{true, false} {

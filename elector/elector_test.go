@@ -651,10 +651,7 @@ func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
 // writes nothing over it.
 func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
-		cs := newClientset(freeLease())
-		if !watched {
-			withoutWatch(cs)
-		}
+		cs := freeLeaseFor(watched)
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -687,10 +684,7 @@ func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 // optimistically from it.
 func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
-		cs := newClientset(freeLease())
-		if !watched {
-			withoutWatch(cs)
-		}
+		cs := freeLeaseFor(watched)
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -716,10 +710,7 @@ func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
 // a client-go candidate that re-creates a missing Lease leads at once.
 func TestDeletionEndsTheTerm(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
-		cs := newClientset(freeLease())
-		if !watched {
-			withoutWatch(cs)
-		}
+		cs := freeLeaseFor(watched)
 		start := time.Now()
 		term, err := newElector(t, cs, "a").Campaign(context.Background())
 		require.NoError(t, err)
@@ -763,10 +754,7 @@ func loseAnswer(cs *fake.Clientset, verb string) *atomic.Bool {
 // its own and renews it.
 func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
-		cs := newClientset(freeLease())
-		if !watched {
-			withoutWatch(cs)
-		}
+		cs := freeLeaseFor(watched)
 		lose := loseAnswer(cs, "update")
 		// Off the microsecond grid: the API server stores the renewal's
 		// times in microseconds, and the lost spec must still match.
