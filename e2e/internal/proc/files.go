@@ -2,7 +2,6 @@ package proc
 
 import (
 	"io"
-	"net"
 	"os"
 )
 
@@ -19,14 +18,4 @@ func Tail(path string, n int64) string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }() // only its port is wanted
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
