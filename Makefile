@@ -5,28 +5,30 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks-then-builds unit generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks unit generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
 	cd e2e && $(GO) run ./cmd/run --collector $(BIN)/otelcol-leader --config $(CURDIR)/distribution/config.yaml $(RUN_ARGS)
 
-## test: generated code is fresh; lint of both modules (golangci-lint runs go vet), unit tests with -race and the end-to-end builds, while the control plane builds beside them; then the end-to-end proof
-# On a cold machine most of the time goes to downloading and compiling. The
-# control plane (Kubernetes v1.35 from the module proxy) shares no package
-# with the rest, so it builds beside them; lint, the unit tests, the
-# distribution and the e2e test binaries share many (the collector,
-# client-go), so they run one after the other, each finding the others'
-# packages in the build cache (side by side, two go commands would both
-# compile them). Each job's output is shown whole when it ends.
+## test: generated code is fresh; the end-to-end proof (control plane and distribution built side by side, then real processes); lint of both modules (golangci-lint runs go vet) and unit tests with -race beside it, at low priority
+# On a cold machine the work is CPU-bound: compiling Kubernetes, the
+# distribution, golangci-lint and the race-instrumented unit tests. Three
+# jobs run at once and share nothing they compile:
+#   1. the control plane (Kubernetes v1.35 from the module proxy),
+#   2. the distribution, then the e2e test binaries; when 1 and 2 are done,
+#      the end-to-end run, which mostly waits on timers and processes
+#      (1 and 2 are `make e2e`);
+#   3. lint, then the unit tests, at nice 19: they get the CPU that 1 and 2
+#      leave, most of it during the end-to-end run. At normal priority they
+#      would delay that run's start by as much as they take.
+# Each job's output is shown whole when it ends.
 test: generate-check
-	$(MAKE) -j2 --output-sync=target controlplane checks-then-builds
-	$(MAKE) e2e-run
+	$(MAKE) -j3 --output-sync=target e2e checks
 
-checks-then-builds:
-	$(MAKE) lint
-	$(MAKE) unit
-	$(MAKE) e2e-builds
+checks:
+	nice -n 19 $(MAKE) lint
+	nice -n 19 $(MAKE) unit
 
 unit:
 	$(GO) test -race -count=1 ./...
