@@ -158,7 +158,7 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			w = e.startWatch() // the term stopped the watch it was given
+			w = e.startWatch() // the term cancelled the watch it was given
 			continue           // lost the Lease while waiting: campaign again
 		}
 		if !e.waitForNextAttempt(ctx, w, err != nil) {

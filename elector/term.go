@@ -74,7 +74,9 @@ func (t *Term) Deadline() time.Time {
 
 // Abandon stops renewing and waits until the renew loop has returned: when
 // it returns, this term writes nothing more to the Lease, which is left to
-// expire. Safe to call more than once and from several goroutines.
+// expire. It does not wait for the term's watch, which only reads: that is
+// cancelled and ends when its request does. Safe to call more than once and
+// from several goroutines.
 func (t *Term) Abandon() {
 	t.cancel()
 	<-t.done
@@ -111,7 +113,7 @@ func (t *Term) lastRenewal() time.Time {
 // the term); the deletion of the Lease ends the term at once.
 func (t *Term) renew() {
 	defer close(t.done)
-	defer t.w.stop()
+	defer t.w.cancel() // not stop: a request that ignores its cancellation must not hold up Abandon
 	clk, cfg := t.e.cfg.Clock, t.e.cfg
 	for {
 		remaining := cfg.RenewDeadline - clk.Since(t.lastRenewal())

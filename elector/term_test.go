@@ -10,7 +10,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -120,4 +123,51 @@ func TestRecreatedLeaseWaitSurvivesALoss(t *testing.T) {
 		assert.GreaterOrEqual(t, time.Since(created), 15*time.Second, "handed out before a deleted Lease's holder had stopped")
 		term.Abandon()
 	})
+}
+
+// The watch only reads. A List that never answers and ignores its context
+// must not hold up Abandon, which the runner calls while the Lease may still
+// be held and its deadline runs.
+func TestAbandonDoesNotWaitForAStuckWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		release := make(chan struct{})
+		e := newElector(t, cs, "a", func(c *Config) { c.Client = stuckListLeases{cs.CoordinationV1(), release} })
+		term, err := e.Campaign(t.Context())
+		require.NoError(t, err)
+		abandoned := make(chan struct{})
+		go func() {
+			term.Abandon()
+			close(abandoned)
+		}()
+		synctest.Wait()
+		select {
+		case <-abandoned:
+		default:
+			t.Error("Abandon waits for the watch's List")
+		}
+		close(release)
+		<-abandoned
+	})
+}
+
+// stuckListLeases is a Lease client whose List blocks until release is
+// closed, whatever its context says.
+type stuckListLeases struct {
+	coordinationv1client.LeasesGetter
+	release <-chan struct{}
+}
+
+func (s stuckListLeases) Leases(namespace string) coordinationv1client.LeaseInterface {
+	return stuckListLease{s.LeasesGetter.Leases(namespace), s.release}
+}
+
+type stuckListLease struct {
+	coordinationv1client.LeaseInterface
+	release <-chan struct{}
+}
+
+func (s stuckListLease) List(ctx context.Context, opts metav1.ListOptions) (*coordinationv1.LeaseList, error) {
+	<-s.release
+	return s.LeaseInterface.List(ctx, opts)
 }
