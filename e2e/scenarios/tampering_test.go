@@ -24,9 +24,10 @@ func TestLeaseDeletedByHand(t *testing.T) {
 	s := start(t, options{})
 	s.leader(time.Minute)
 	for round := 1; round <= 5; round++ {
+		deleted := time.Now()
 		lease := s.deleteLease()
 		t.Logf("round %d: Lease of %s deleted", round, ptr.Deref(lease.Spec.HolderIdentity, ""))
-		s.converged(30*time.Second, lease.UID)
+		s.converged(30*time.Second, lease.UID, deleted)
 	}
 	s.exporting(s.leader(time.Second))
 }
@@ -39,8 +40,9 @@ func TestLeaseDeletedUnderPartitionedLeader(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)
 	require.NoError(t, s.proxy(old).Cut(tcpproxy.Refuse))
+	deleted := time.Now()
 	lease := s.deleteLease()
-	next := s.converged(30*time.Second, lease.UID)
+	next := s.converged(30*time.Second, lease.UID, deleted)
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
 
@@ -60,6 +62,7 @@ func TestLeaseHolderOverwrittenByHand(t *testing.T) {
 	old := s.leader(time.Minute)
 
 	leases := s.cs.CoordinationV1().Leases(s.ns)
+	overwritten := time.Now()
 	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error { // the leader renews meanwhile
 		lease, err := leases.Get(t.Context(), cluster.LeaseName, metav1.GetOptions{})
 		if err != nil {
@@ -75,7 +78,7 @@ func TestLeaseHolderOverwrittenByHand(t *testing.T) {
 		return ev.Replica == old.Name && ev.Kind == fleet.Lost
 	})
 	assert.Contains(t, lost.Error, `"intruder"`)
-	s.exporting(s.converged(30*time.Second, ""))
+	s.exporting(s.converged(30*time.Second, "", overwritten))
 }
 
 // deleteLease deletes the Lease as admin and returns what it was.
@@ -87,14 +90,25 @@ func (s *scenario) deleteLease() *coordinationv1.Lease {
 	return lease
 }
 
-// converged waits until exactly one replica runs the group and the Lease
-// (another one than the Lease of UID gone, if set) names it.
-func (s *scenario) converged(d time.Duration, gone types.UID) *fleet.Replica {
+// converged waits until exactly one replica runs the group, started after
+// the Lease was tampered with (at tampered), and the Lease (another one than
+// the Lease of UID gone, if set) names it. The start must be a new one: the
+// old leader's group counts as running until the harness has read its
+// "leadership lost" line, and a replica that re-created the deleted Lease
+// is named by it at once, lease_duration before it starts its group.
+func (s *scenario) converged(d time.Duration, gone types.UID, tampered time.Time) *fleet.Replica {
 	s.t.Helper()
 	var leader *fleet.Replica
 	require.EventuallyWithT(s.t, func(c *assert.CollectT) {
 		leaders := s.f.Leaders()
 		require.Len(c, leaders, 1)
+		started := time.Time{}
+		for _, ev := range s.f.Events() {
+			if ev.Replica == leaders[0].Name && ev.Kind == fleet.GroupStarted {
+				started = ev.At
+			}
+		}
+		require.True(c, started.After(tampered), "the group of %s started after the Lease was tampered with", leaders[0].Name)
 		lease, err := s.lease()
 		require.NoError(c, err)
 		require.NotEqual(c, gone, lease.UID, "the Lease is re-created")
