@@ -21,7 +21,7 @@ func DriftSlack(leaseDuration time.Duration) time.Duration { return leaseDuratio
 // the Lease in the background until it is lost or the caller ends it.
 type Term struct {
 	e *Elector
-	w *watcher // follows the Lease for the term; stopped when the renew loop returns
+	w *watcher // follows the Lease for the term; cancelled when the renew loop returns
 
 	ctx    context.Context // cancelled when the caller ends the term
 	cancel context.CancelFunc
