@@ -118,6 +118,11 @@ func (w *watcher) follow(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("list lease %s: %w", e.Describe(), err)
 	}
+	if ctx.Err() != nil {
+		// Cancelled (the term ended) while a List that ignored it was
+		// answered: nothing more from this watch, nor a "watching" report.
+		return false, ctx.Err()
+	}
 	o := observation{at: e.cfg.Clock.Now()}
 	for i := range list.Items {
 		if list.Items[i].Name == e.cfg.Name {

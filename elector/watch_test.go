@@ -34,6 +34,16 @@ func replica(cs *fake.Clientset) *fake.Clientset {
 	return r
 }
 
+// holderAndReplica is a fake API server cs whose free Lease candidate "a"
+// holds (termA), and rb, another candidate's connection to it.
+func holderAndReplica(t *testing.T) (cs *fake.Clientset, termA *Term, rb *fake.Clientset) {
+	t.Helper()
+	cs = newClientset(freeLease())
+	termA, err := newElector(t, cs, "a").Campaign(context.Background())
+	require.NoError(t, err)
+	return cs, termA, replica(cs)
+}
+
 // campaign runs c's campaign in the background and hands over the term won.
 func campaign(ctx context.Context, e *Elector) <-chan *Term {
 	won := make(chan *Term, 1)
@@ -49,13 +59,8 @@ func campaign(ctx context.Context, e *Elector) <-chan *Term {
 // is released, and reads nothing while it waits.
 func TestWatchingStandbyTakesAReleaseAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(freeLease())
-		termA, err := newElector(t, cs, "a").Campaign(context.Background())
-		require.NoError(t, err)
-		rb := replica(cs)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		won := campaign(ctx, newElector(t, rb, "b"))
+		cs, termA, rb := holderAndReplica(t)
+		won := campaign(t.Context(), newElector(t, rb, "b"))
 		time.Sleep(time.Second) // fake time: b's first attempt; it watches
 		rb.ClearActions()
 		time.Sleep(time.Minute) // fake time: a renews 30 times
@@ -78,13 +83,8 @@ func TestWatchingStandbyTakesAReleaseAtOnce(t *testing.T) {
 // and no polling before.
 func TestWatchingStandbyActsExactlyLeaseDurationAfterTheLastRenewal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(freeLease())
-		termA, err := newElector(t, cs, "a").Campaign(context.Background())
-		require.NoError(t, err)
-		rb := replica(cs)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		won := campaign(ctx, newElector(t, rb, "b"))
+		cs, termA, rb := holderAndReplica(t)
+		won := campaign(t.Context(), newElector(t, rb, "b"))
 		time.Sleep(10*time.Second + 500*time.Millisecond) // fake time: a renewed at 10s
 		rb.ClearActions()
 		termA.Abandon() // a crashes: no release
@@ -101,10 +101,7 @@ func TestWatchingStandbyActsExactlyLeaseDurationAfterTheLastRenewal(t *testing.T
 // OnWatch hears of both.
 func TestStandbyPollsWhileTheWatchIsBroken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cs := newClientset(freeLease())
-		termA, err := newElector(t, cs, "a").Campaign(context.Background())
-		require.NoError(t, err)
-		rb := replica(cs)
+		_, termA, rb := holderAndReplica(t)
 		var refuse atomic.Bool
 		refuse.Store(true)
 		rb.PrependReactor("list", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -118,9 +115,7 @@ func TestStandbyPollsWhileTheWatchIsBroken(t *testing.T) {
 		b := newElector(t, rb, "b", func(c *Config) {
 			c.OnWatch = func(err error) { mu.Lock(); reports = append(reports, err); mu.Unlock() }
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		won := campaign(ctx, b)
+		won := campaign(t.Context(), b)
 		time.Sleep(time.Minute) // fake time
 		synctest.Wait()
 		gets := count(rb, "get")
@@ -144,7 +139,6 @@ func TestStandbyPollsWhileTheWatchIsBroken(t *testing.T) {
 		assert.Zero(t, count(rb, "get"), "no polling once the watch is back")
 		require.Empty(t, won)
 		termA.Abandon()
-		cancel()
 	})
 }
 
