@@ -1,24 +1,59 @@
 package leaderreceivercreator
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
+// kubeClient reads and writes the Lease in one cluster.
+type kubeClient struct {
+	kubernetes.Interface
+	// cluster names the API server: its URL and a digest of the CA that
+	// verifies it. Two configurations that reach one server (two kubeconfig
+	// contexts, say) name the same cluster.
+	cluster string
+}
+
 // newKubeClient builds the client that reads and writes the Lease. It is the
 // one place tests inject a client: a fake clientset per configuration.
-var newKubeClient = func(cfg *Config) (kubernetes.Interface, error) {
+var newKubeClient = func(cfg *Config) (kubeClient, error) {
 	restCfg, err := restConfig(cfg)
 	if err != nil {
-		return nil, err
+		return kubeClient{}, err
 	}
-	return kubernetes.NewForConfig(restCfg)
+	cluster, err := clusterName(restCfg)
+	if err != nil {
+		return kubeClient{}, err
+	}
+	c, err := kubernetes.NewForConfig(restCfg)
+	return kubeClient{Interface: c, cluster: cluster}, err
+}
+
+// clusterName is the API server's URL, resolved as the client resolves it,
+// and a digest of the CA that verifies it.
+func clusterName(c *rest.Config) (string, error) {
+	u, _, err := rest.DefaultServerUrlFor(c)
+	if err != nil {
+		return "", fmt.Errorf("the API server's address: %w", err)
+	}
+	ca := c.CAData
+	if len(ca) == 0 && c.CAFile != "" {
+		if ca, err = os.ReadFile(c.CAFile); err != nil {
+			return "", fmt.Errorf("the API server's CA: %w", err)
+		}
+	}
+	sum := sha256.Sum256(ca)
+	server := strings.ToLower(u.Scheme+"://"+u.Host) + strings.TrimRight(u.Path, "/")
+	return server + " ca:" + hex.EncodeToString(sum[:8]), nil
 }
 
 func restConfig(cfg *Config) (*rest.Config, error) {

@@ -51,6 +51,12 @@ type Config struct {
 	// By default a sub-receiver is created for every signal its factory
 	// supports and this block has a pipeline for.
 	Signals map[string][]string `mapstructure:"signals"`
+	// StartTimeout bounds the group's start after the Lease was won: a group
+	// whose members have not all been created and started by then is rolled
+	// back and the Lease given back, as after a failed start. A start that
+	// hangs would otherwise keep the Lease renewed by a replica that runs
+	// nothing, or half a group.
+	StartTimeout time.Duration `mapstructure:"start_timeout"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -82,7 +88,8 @@ type LeaderElectionConfig struct {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		AuthType: AuthTypeServiceAccount,
+		AuthType:     AuthTypeServiceAccount,
+		StartTimeout: 30 * time.Second,
 		LeaderElection: LeaderElectionConfig{
 			LeaseDuration:     15 * time.Second,
 			RenewDeadline:     10 * time.Second,
@@ -111,6 +118,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Context != "" && cfg.AuthType != AuthTypeKubeConfig {
 		errs = append(errs, fmt.Errorf("context is only used with auth_type %s", AuthTypeKubeConfig))
+	}
+	if cfg.StartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("start_timeout must be greater than zero; got %s", cfg.StartTimeout))
 	}
 	errs = append(errs, cfg.LeaderElection.validate()...)
 	errs = append(errs, cfg.validateReceivers()...)

@@ -34,7 +34,8 @@ func TestLoadConfig(t *testing.T) {
 		{
 			id: component.NewID(metadata.Type),
 			expected: &Config{
-				AuthType: AuthTypeServiceAccount,
+				AuthType:     AuthTypeServiceAccount,
+				StartTimeout: 30 * time.Second,
 				LeaderElection: LeaderElectionConfig{
 					LeaseName: "otel-cluster-receivers", LeaseNamespace: "monitoring",
 					LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
@@ -60,7 +61,8 @@ func TestLoadConfig(t *testing.T) {
 					"k8s_cluster":     {"auth_type": "serviceAccount", "node_conditions_to_report": []any{"Ready", "MemoryPressure"}},
 					"k8s_events/apps": {"namespaces": []any{"apps"}},
 				},
-				Signals: map[string][]string{"k8s_cluster": {"metrics"}, "k8s_events/apps": {"logs"}},
+				Signals:      map[string][]string{"k8s_cluster": {"metrics"}, "k8s_events/apps": {"logs"}},
+				StartTimeout: time.Minute,
 			},
 		},
 	}
@@ -92,6 +94,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"bad_duration", "'leader_election.lease_duration' time: invalid duration"},
 		{"bad_auth_type", `auth_type must be one of serviceAccount, kubeConfig, none; got "token"`},
 		{"context_without_kubeconfig", "context is only used with auth_type kubeConfig"},
+		{"zero_start_timeout", "start_timeout must be greater than zero; got 0s"},
 		{"no_receivers", "receivers must name at least one sub-receiver"},
 		{"bad_receiver_id", `receivers: "8s_cluster" is not a valid component ID`},
 		{"nested_in_itself", `receivers: "leader_receiver_creator/inner" cannot run inside leader_receiver_creator`},

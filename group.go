@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
@@ -76,12 +75,12 @@ type group struct {
 // resolveGroup looks up every sub-receiver's factory on the host, builds its
 // configuration (factory default, then the user's map, then the factory's
 // validation) and works out its signals.
-func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, cons consumers) (*group, error) {
+func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, cons consumers, process *processLeases) (*group, error) {
 	factories, ok := host.(hostcapabilities.ComponentFactory)
 	if !ok {
 		return nil, errors.New("the collector host does not provide component factories (hostcapabilities.ComponentFactory); leader_receiver_creator cannot build its sub-receivers")
 	}
-	g := &group{parent: parent, consumers: cons, process: thisProcess}
+	g := &group{parent: parent, consumers: cons, process: process}
 	var errs []error
 	for _, key := range slices.Sorted(maps.Keys(cfg.Receivers)) {
 		m, err := resolveMember(cfg, key, factories, &cons)
@@ -173,6 +172,7 @@ func (g *group) keys() []string {
 type instance struct {
 	key  string
 	typ  component.Type
+	who  string // its ID, which names the block too, for the type lock's errors
 	comp component.Component
 	// ctx is the context the instance is started with and lives until it has
 	// stopped: k8s_cluster runs its informers on it for the whole term.
@@ -186,43 +186,58 @@ type instance struct {
 // runningGroup is one term's instances of the group, started one after the
 // other in the background so that the caller can watch the term meanwhile.
 type runningGroup struct {
+	process *processLeases
+
 	mu        sync.Mutex
 	instances []*instance // every instance whose Start was called
 	aborted   bool        // stop was called: start no more instances
+	stopping  []bool      // by instance: its Shutdown has not returned yet (once stop began)
+
+	// abortCtx is cancelled when stop begins: a create waiting for its
+	// type's lock gives up.
+	abortCtx context.Context
+	abort    context.CancelFunc
 
 	done chan struct{} // closed when start has finished: all started, one failed, or aborted
 	err  error         // why the start failed; read after done
 
 	stopped chan struct{} // closed when every instance stop began with has stopped
-
-	lockType func(component.Type) (unlock func()) // processLeases.lockType
 }
+
+// memberReport is how a member's status report reaches the runner: the
+// member's key and its event.
+type memberReport func(key string, ev *componentstatus.Event)
 
 // start builds fresh instances of every member (receivers cannot be started
 // twice) and starts them one after the other in the background; Done is
 // closed when all have started or one failed (Err). It is all or nothing:
 // after a failure, or at any moment, stop shuts down every instance whose
-// Start was called, including one whose Start has not returned yet.
-func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
-	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{}), lockType: g.process.lockType}
-	sub := &subHost{Host: host, report: report}
+// Start was called, including one whose Start has not returned yet. Each
+// member reports its status through report, under its own key.
+func (g *group) start(host component.Host, report memberReport) *runningGroup {
+	abortCtx, abort := context.WithCancel(context.Background())
+	rg := &runningGroup{
+		process: g.process, abortCtx: abortCtx, abort: abort,
+		done: make(chan struct{}), stopped: make(chan struct{}),
+	}
 	go func() {
 		defer close(rg.done)
-		rg.err = g.startAll(rg, sub)
+		rg.err = g.startAll(rg, host, report)
 	}()
 	return rg
 }
 
-func (g *group) startAll(rg *runningGroup, sub *subHost) error {
+func (g *group) startAll(rg *runningGroup, host component.Host, report memberReport) error {
 	for _, m := range g.members {
 		c, err := m.config()
 		if err != nil {
 			return err
 		}
 		set := g.memberSettings(m)
+		sub := &subHost{Host: host, report: func(ev *componentstatus.Event) { report(m.key, ev) }}
 		for _, s := range m.signals {
-			in, err := rg.add(m.key, m.factory.Type(), func(ctx context.Context) (component.Component, error) {
-				return g.create(ctx, set, c, m.factory, s)
+			in, err := rg.add(m.key, m.factory.Type(), set.ID.String(), func(ctx context.Context) (component.Component, error) {
+				return g.create(rg.abortCtx, ctx, set, c, m.factory, s)
 			})
 			switch {
 			case errors.Is(err, errAborted):
@@ -255,8 +270,25 @@ func (g *group) memberSettings(m member) receiver.Settings {
 	return set
 }
 
-func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
-	defer g.process.lockType(f.Type())()
+// create creates one instance, under its type's lock until the type is known
+// to keep no shared state (processLeases.lockType); lockCtx bounds the wait
+// for that lock.
+func (g *group) create(lockCtx, ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+	if g.process.createNeedsLock(f.Type()) {
+		unlock, err := g.process.lockType(lockCtx, f.Type(), set.ID.String())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	comp, err := g.createUnlocked(ctx, set, c, f, s)
+	if err == nil {
+		g.process.learn(f.Type(), comp)
+	}
+	return comp, err
+}
+
+func (g *group) createUnlocked(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
 	switch s {
 	case pipeline.SignalMetrics:
 		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
@@ -278,7 +310,7 @@ var errAborted = errors.New("the group was stopped while it was starting")
 // on no instance is added, so stop sees every instance that will ever start.
 // The factory runs outside the lock, so a slow one cannot delay a stop; an
 // instance created after the stop is shut down unstarted.
-func (rg *runningGroup) add(key string, typ component.Type, create func(context.Context) (component.Component, error)) (*instance, error) {
+func (rg *runningGroup) add(key string, typ component.Type, who string, create func(context.Context) (component.Component, error)) (*instance, error) {
 	if rg.isAborted() {
 		return nil, errAborted
 	}
@@ -286,21 +318,36 @@ func (rg *runningGroup) add(key string, typ component.Type, create func(context.
 	comp, err := create(ctx)
 	if err != nil {
 		cancel()
+		if rg.isAborted() {
+			return nil, errAborted
+		}
 		return nil, err
 	}
 	rg.mu.Lock()
 	if rg.aborted {
 		rg.mu.Unlock()
 		cancel()
-		unlock := rg.lockType(typ)
-		_ = comp.Shutdown(ctx) // never started: returns at once
-		unlock()
+		// Never started: returns at once. Nothing waits for this goroutine
+		// any more, so the type's lock may take as long as it takes.
+		if unlock, err := rg.lockIfShared(context.Background(), typ, who, comp); err == nil {
+			_ = comp.Shutdown(ctx)
+			unlock()
+		}
 		return nil, errAborted
 	}
 	defer rg.mu.Unlock()
-	in := &instance{key: key, typ: typ, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
+	in := &instance{key: key, typ: typ, who: who, comp: comp, ctx: ctx, cancel: cancel, started: make(chan struct{})}
 	rg.instances = append(rg.instances, in)
 	return in, nil
+}
+
+// lockIfShared takes the type's lock for the Shutdown of an instance that
+// wraps shared state (processLeases.lockType); for any other, nothing.
+func (rg *runningGroup) lockIfShared(ctx context.Context, typ component.Type, who string, comp component.Component) (unlock func(), err error) {
+	if !wrapsShared(comp) {
+		return func() {}, nil
+	}
+	return rg.process.lockType(ctx, typ, who)
 }
 
 func (rg *runningGroup) isAborted() bool {
@@ -336,81 +383,89 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // stopped or ctx is done, whichever comes first; in the latter case the
 // error is an *errNotStopped naming those still running. The instances have
 // no order among themselves, so they stop concurrently: the group is down as
-// soon as its slowest member is (members of one receiver type stop one after
-// the other: see processLeases.lockType). An instance whose Start has not returned
-// has its context cancelled at once (a Start that waits on it gives up),
-// and is shut down when its Start returns. A started instance's context is
-// cancelled after its Shutdown, as a backstop for work it left on it.
+// soon as its slowest member is (members of a type that keeps shared state
+// stop one after the other, process-wide: see processLeases.lockType). An
+// instance whose Start has not returned has its context cancelled at once (a
+// Start that waits on it gives up), and is shut down when its Start returns.
+// A started instance's context is cancelled after its Shutdown, as a backstop
+// for work it left on it.
 func (rg *runningGroup) stop(ctx context.Context) error {
 	rg.mu.Lock()
 	rg.aborted = true
 	instances := slices.Clone(rg.instances)
+	rg.stopping = make([]bool, len(instances))
+	for i := range rg.stopping {
+		rg.stopping[i] = true
+	}
 	rg.mu.Unlock()
+	rg.abort()
 
-	errs := make([]error, len(instances))
-	stopped := make([]atomic.Bool, len(instances))
+	errs := make([]error, len(instances)) // guarded by rg.mu
+	setErr := func(i int, err error) {
+		rg.mu.Lock()
+		defer rg.mu.Unlock()
+		errs[i] = err
+	}
 	stopOne := func(i int) {
 		in := instances[i]
 		defer in.cancel()
 		select {
 		case <-in.started:
 		default:
-			in.cancel()
+			in.cancel() // a Start that waits on it gives up
 			<-in.started
 		}
-		if err := in.comp.Shutdown(ctx); err != nil {
-			errs[i] = fmt.Errorf("receivers::%s: shutdown: %w", in.key, err)
+		unlock, err := rg.lockIfShared(ctx, in.typ, in.who, in.comp)
+		if err != nil {
+			// Named in the error of the stop, which ctx has ended; the
+			// instance still stops once it has the lock.
+			setErr(i, fmt.Errorf("receivers::%s: %w", in.key, err))
+			unlock, _ = rg.lockIfShared(context.Background(), in.typ, in.who, in.comp)
 		}
-		stopped[i].Store(true)
-	}
-	// A member's instances (one per signal) stop concurrently, and so do
-	// members of different types; members of one type stop one after the
-	// other, under the type's lock (processLeases.lockType).
-	byMember := map[string][]int{}
-	var keys []string
-	for i, in := range instances {
-		if _, ok := byMember[in.key]; !ok {
-			keys = append(keys, in.key)
+		defer unlock()
+		err = in.comp.Shutdown(ctx)
+		rg.mu.Lock()
+		defer rg.mu.Unlock()
+		if err != nil {
+			errs[i] = errors.Join(errs[i], fmt.Errorf("receivers::%s: shutdown: %w", in.key, err))
 		}
-		byMember[in.key] = append(byMember[in.key], i)
+		rg.stopping[i] = false
 	}
 	var wg sync.WaitGroup
-	for _, key := range keys {
-		idx := byMember[key]
-		wg.Go(func() {
-			for _, i := range idx {
-				select {
-				case <-instances[i].started:
-				default:
-					instances[i].cancel() // a Start that waits on it gives up, without waiting for the lock
-				}
-			}
-			unlock := rg.lockType(instances[idx[0]].typ)
-			defer unlock()
-			var mwg sync.WaitGroup
-			for _, i := range idx {
-				mwg.Go(func() { stopOne(i) })
-			}
-			mwg.Wait()
-		})
+	for i := range instances {
+		wg.Go(func() { stopOne(i) })
 	}
 	go func() { wg.Wait(); close(rg.stopped) }()
+	joined := func(more ...error) error {
+		rg.mu.Lock()
+		defer rg.mu.Unlock()
+		return errors.Join(append(slices.Clone(errs), more...)...)
+	}
 	select {
 	case <-rg.stopped:
-		return errors.Join(errs...)
+		return joined()
 	case <-ctx.Done():
-		var hung []string
-		for i, in := range instances {
-			if !stopped[i].Load() && !slices.Contains(hung, in.key) {
-				hung = append(hung, in.key)
-			}
-		}
+		hung := rg.running()
 		if len(hung) == 0 { // all returned at the same moment
 			<-rg.stopped
-			return errors.Join(errs...)
+			return joined()
 		}
-		return &errNotStopped{keys: hung, err: ctx.Err()}
+		return &errNotStopped{keys: hung, err: joined(ctx.Err())}
 	}
+}
+
+// running names the members with an instance whose stop has begun and whose
+// Shutdown has not returned.
+func (rg *runningGroup) running() []string {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	var keys []string
+	for i, in := range rg.instances {
+		if i < len(rg.stopping) && rg.stopping[i] && !slices.Contains(keys, in.key) {
+			keys = append(keys, in.key)
+		}
+	}
+	return keys
 }
 
 // subHost is the host the sub-receivers see: it forwards to the collector's

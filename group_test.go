@@ -110,7 +110,7 @@ func TestDefaultSignalsAreSupportedAndConsumed(t *testing.T) {
 	cfg := testConfigFor("testrcv", "zother")
 	cfg.Signals = map[string][]string{"zother": {"metrics"}}
 	a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), a.b)
-	g, err := resolveGroup(cfg, a.host, a.r.set, a.r.consumers)
+	g, err := resolveGroup(cfg, a.host, a.r.set, a.r.consumers, a.r.process)
 	require.NoError(t, err)
 	require.Len(t, g.members, 2)
 	assert.Equal(t, "testrcv", g.members[0].key)
@@ -166,6 +166,9 @@ type sharedStateReceiver struct {
 
 func (*sharedStateReceiver) Start(context.Context, component.Host) error { return nil }
 
+// Unwrap marks it as contrib's sharedcomponent wrapper does.
+func (r *sharedStateReceiver) Unwrap() component.Component { return r }
+
 func (r *sharedStateReceiver) Shutdown(context.Context) error {
 	r.s.enter()
 	defer r.s.inside.Add(-1)
@@ -184,10 +187,10 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		s := &sharedState{live: map[component.Config]int{}, release: make(chan struct{})}
 		host := &testHost{factories: map[component.Type]receiver.Factory{typ: s.factory(typ)}}
 		cfg := testConfigFor("sharedstate", "sharedstate/b")
-		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()})
+		// Its locks live in the bubble.
+		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()}, newProcessLeases())
 		require.NoError(t, err)
-		g.process = newProcessLeases() // its locks live in the bubble
-		rg := g.start(host, func(*componentstatus.Event) {})
+		rg := g.start(host, func(string, *componentstatus.Event) {})
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)

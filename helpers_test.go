@@ -302,12 +302,27 @@ type behaviour struct {
 	hang      chan struct{} // when set, Shutdown blocks until it is closed
 	instances atomic.Int64  // created so far
 	entered   atomic.Int64  // Start calls so far
+	// createGate, when set, makes Create wait until it is closed.
+	createGate chan struct{}
+	hostMu     sync.Mutex
+	host       component.Host // the host the last Start was given
+}
+
+// lastHost is the host the sub-receiver's last Start was given: a member
+// reports its status through it, also from goroutines of its own.
+func (b *behaviour) lastHost() component.Host {
+	b.hostMu.Lock()
+	defer b.hostMu.Unlock()
+	return b.host
 }
 
 // testFactory is a receiver factory for metrics and logs whose receivers
 // journal their start and stop and emit one metric on start.
 func testFactory(typ component.Type, b *behaviour) receiver.Factory {
 	create := func(set receiver.Settings, cfg component.Config, signal string, next consumer.Metrics) *testReceiver {
+		if b.createGate != nil {
+			<-b.createGate
+		}
 		b.instances.Add(1)
 		return &testReceiver{b: b, id: set.ID, signal: signal, cfg: cfg.(*testConfig), next: next}
 	}
@@ -333,6 +348,9 @@ type testReceiver struct {
 
 func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
 	r.entered = true
+	r.b.hostMu.Lock()
+	r.b.host = host
+	r.b.hostMu.Unlock()
 	if r.b.report != nil {
 		componentstatus.ReportStatus(host, r.b.report)
 	}
@@ -371,7 +389,7 @@ func (r *testReceiver) Shutdown(context.Context) error {
 
 // release lets every blocked Start and hung Shutdown return.
 func (b *behaviour) release() {
-	for _, c := range []chan struct{}{b.block, b.hang} {
+	for _, c := range []chan struct{}{b.block, b.hang, b.createGate} {
 		if c == nil {
 			continue
 		}
@@ -516,10 +534,10 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 	r, err := newRunner(cfg, set, name)
 	require.NoError(t, err)
 	client := c.client(&rp.fail, &rp.slow)
-	testClients.Store(cfg, client)
+	testClients.Store(cfg, kubeClient{Interface: client, cluster: fmt.Sprintf("cluster-%p", c)})
 	t.Cleanup(func() { testClients.Delete(cfg) })
-	r.process = newProcessLeases() // every replica is a process of its own
-	r.exit = func(code int) {      // the process ends: whatever it ran ends with it
+	r.setProcess(newProcessLeases()) // every replica is a process of its own
+	r.exit = func(code int) {        // the process ends: whatever it ran ends with it
 		rp.exitCode.Store(int64(code))
 		rp.exitTime.Store(time.Now().UnixNano())
 		rp.b.release()

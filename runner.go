@@ -37,9 +37,11 @@ var errShutDown = errors.New("leader_receiver_creator was shut down before it st
 //
 // Its one promise is that the group never runs on two replicas at once. Every
 // path that holds the Lease works against the term's deadline (see
-// elector.Term.Deadline): a group start is watched and aborted, a group is
-// stopped by that instant, and a replica whose group does not stop by then
-// never leads again and reports a FatalError, so that the collector exits.
+// elector.Term.Deadline): a group start is bounded by start_timeout and
+// aborted when the term ends, a group is stopped by that instant, and a
+// replica whose group does not stop by then never leads again, reports a
+// FatalError so that the collector exits, and exits by itself at the
+// deadline if it is still there.
 type runner struct {
 	cfg        *Config
 	set        receiver.Settings
@@ -49,6 +51,7 @@ type runner struct {
 	telemetry  *metadata.TelemetryBuilder
 	onShutdown func() // forgets this runner in the factory's map
 	process    *processLeases
+	status     *status
 	exit       func(code int) // os.Exit; tests record it
 
 	startOnce sync.Once
@@ -68,17 +71,10 @@ type runner struct {
 	lease string         // namespace/name
 	attrs metric.MeasurementOption
 
-	mu            sync.Mutex // guards what follows
-	closed        bool       // Shutdown has returned: no status, metric or renewal after that
-	term          *elector.Term
-	hosts         []component.Host // every pipeline instance's: status goes to all
-	last          *componentstatus.Event
-	apiErr        error // the last failed attempt on the Lease, until one succeeds
-	groupErr      error // the last failed group start or stop, until campaigning again works
-	clearGroupErr bool  // the next successful attempt on the Lease clears groupErr
-	fatal         bool  // a FatalError was reported: nothing is reported after it
-	reported      string
-	watchState    int // watchUnknown, watchHealthy or watchBroken, as last logged
+	mu         sync.Mutex // guards what follows
+	closed     bool       // Shutdown has returned: no metric or renewal after that
+	term       *elector.Term
+	watchState int // watchUnknown, watchHealthy or watchBroken, as last logged
 }
 
 func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, error) {
@@ -86,10 +82,17 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	if err != nil {
 		return nil, err
 	}
-	return &runner{
+	r := &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, onShutdown: func() {}, process: thisProcess, exit: os.Exit,
-	}, nil
+		telemetry: tb, onShutdown: func() {}, exit: os.Exit,
+	}
+	r.setProcess(thisProcess)
+	return r, nil
+}
+
+// setProcess places the runner in a process (tests simulate several).
+func (r *runner) setProcess(p *processLeases) {
+	r.process, r.status = p, newStatus(p)
 }
 
 // Start is called once for every pipeline instance of this block, each time
@@ -98,32 +101,32 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 // bad sub-receiver configuration fails every replica here, then campaigns in
 // the background and returns.
 func (r *runner) Start(_ context.Context, host component.Host) error {
-	r.addHost(host)
+	r.status.addHost(host)
 	r.startOnce.Do(func() { r.startErr = r.start(host) })
 	return r.startErr
 }
 
 func (r *runner) start(host component.Host) error {
-	g, err := resolveGroup(r.cfg, host, r.set, r.consumers)
+	g, err := resolveGroup(r.cfg, host, r.set, r.consumers, r.process)
 	if err != nil {
 		return err
 	}
-	g.process = r.process
 	le := r.cfg.LeaderElection
 	ns, err := le.leaseNamespace()
 	if err != nil {
 		return fmt.Errorf("leader_election.lease_namespace: %w", err)
 	}
 	lease := ns + "/" + le.LeaseName
-	if err := r.process.slot(lease).hungErr(); err != nil {
-		return err
-	}
-	client, err := newKubeClient(r.cfg)
+	kube, err := newKubeClient(r.cfg)
 	if err != nil {
 		return err
 	}
+	slot := r.process.slot(slotKey(kube.cluster, lease))
+	if err := slot.hungErr(); err != nil {
+		return err
+	}
 	el, err := elector.New(elector.Config{
-		Client:        client.CoordinationV1(),
+		Client:        kube.CoordinationV1(),
 		Namespace:     ns,
 		Name:          le.LeaseName,
 		Identity:      r.identity,
@@ -146,7 +149,7 @@ func (r *runner) start(host component.Host) error {
 	r.logger.Info(logmsg.Campaigning, zap.Strings("receivers", g.keys()))
 	go func() {
 		defer close(r.done)
-		r.loop(ctx, el, g)
+		r.loop(ctx, el, g, slot)
 	}()
 	return nil
 }
@@ -187,6 +190,7 @@ func (r *runner) shutdown(ctx context.Context) error {
 // close ends all output (status, metrics, renewals) and returns the term the
 // loop holds, if any, for the caller to abandon.
 func (r *runner) close() *elector.Term {
+	r.status.close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
@@ -211,18 +215,17 @@ type outcome int
 
 const (
 	campaignAgain outcome = iota // the Lease was lost and the group stopped
-	backOff                      // the group failed to start; the Lease was given back
+	backOff                      // the group failed to start or a member failed; the Lease was given back
 	stopLeading                  // shut down, or the group did not stop: never lead again
 )
 
 // loop campaigns, leads, and campaigns again after every loss until ctx is
 // cancelled by Shutdown or a group fails to stop.
-func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
+func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group, slot *leaseSlot) {
 	// At most one term per Lease in this process, whatever the identity: a
 	// runner created by a collector reload campaigns only once its
 	// predecessor's term is over (its group stopped, its Lease released or
 	// abandoned), and never after a group of that Lease failed to stop here.
-	slot := r.process.slot(r.lease)
 	failures := 0
 	for {
 		select {
@@ -247,9 +250,7 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 			case <-time.After(wait):
 			}
 		}
-		r.mu.Lock()
-		r.clearGroupErr = true // a healthy standby is OK again
-		r.mu.Unlock()
+		r.status.standby() // a healthy standby is OK again
 	}
 }
 
@@ -257,7 +258,7 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group) {
 func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot *leaseSlot) outcome {
 	if err := slot.hungErr(); err != nil {
 		r.logger.Error(logmsg.GroupNotStopped, zap.Error(err))
-		r.reportFatal(err)
+		r.status.reportFatal(err)
 		return stopLeading
 	}
 	term, err := el.Campaign(ctx)
@@ -278,79 +279,117 @@ func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot 
 	return r.lead(ctx, term, g, slot)
 }
 
+// ending is why a term's group is stopped.
+type ending struct {
+	kind   endKind
+	reason string // for the log lines: logmsg.Reason...
+	err    error  // endFailed: the failed start or the member's failure
+}
+
+type endKind int
+
+const (
+	endLost     endKind = iota // the term ended by itself
+	endShutdown                // the block is shut down
+	endFailed                  // the start failed or timed out, or a member failed: give the Lease back
+)
+
 // lead runs the group for one term and stops it by the term's deadline. The
-// group starts in the background while lead watches the term and Shutdown:
-// if either ends first, the members already started are stopped.
+// group starts in the background while lead watches the term, the start's
+// bound, the members' reports and Shutdown: whichever ends first, the members
+// already started are stopped.
 func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *leaseSlot) outcome {
 	won := time.Now()
-	rg := g.start(r.host, r.reportFromMember)
-	var reason string
-	var startErr error
-	select {
-	case <-rg.Done():
-		if startErr = rg.Err(); startErr != nil {
-			reason = logmsg.ReasonStartFailed
-			break
-		}
-		r.emit(func() {
-			r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
-		})
-		r.setLeader(true)
-		r.setGroupErr(nil)
-		r.logger.Info(logmsg.GroupStarted, zap.Strings("receivers", g.keys()), zap.Duration("since_acquired", time.Since(won)))
-		select {
-		case <-term.Lost():
-			reason = r.lost(term)
-		case <-ctx.Done():
-			reason = logmsg.ReasonShutdown
-		}
-	case <-term.Lost(): // while a member was starting
-		reason = r.lost(term)
-	case <-ctx.Done():
-		reason = logmsg.ReasonShutdown
-	}
+	members := newTermMembers()
+	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) })
+	stopping := make(chan time.Time, 1)
+	go r.backstop(term, rg, stopping)
 
-	// The deadline as it is now: on a loss it no longer moves; on shutdown
-	// or a failed start the term keeps renewing meanwhile, which only keeps
-	// others away longer. Never later: a stop that hangs is not rewarded.
-	// The members get all but the exit budget; if they are not down by then,
-	// the budget is the collector's to exit in.
+	end := r.watchTerm(ctx, term, g, rg, members, won)
+
+	// 1. The deadline as it is now: on a loss it no longer moves; otherwise
+	// the term keeps renewing meanwhile, which only keeps others away
+	// longer. Never later: a stop that hangs is not rewarded. The backstop
+	// ends the process at that instant if the group is still running.
 	deadline := term.Deadline()
+	stopping <- deadline
+	// 2. Stop the members, giving them all but the exit budget; if they are
+	// not down by then, the budget is the collector's to exit in.
 	stopCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(-r.exitBudget()))
 	stopErr := rg.stop(stopCtx)
 	cancel()
+	members.end()
+	r.status.termEnded()
 	r.setLeader(false)
+
+	// 3. A member still running: a goroutine cannot be killed, and
+	// campaigning again could start a second group. Take this replica out.
 	var hung *errNotStopped
 	if errors.As(stopErr, &hung) {
-		// Some sub-receiver may still run, and a goroutine cannot be killed.
-		// Campaigning again could start a second group: take this replica out.
 		slot.markHung(fmt.Errorf("a group of lease %s did not stop in this process (%s): restart the collector", r.lease, strings.Join(hung.keys, ", ")))
 		term.Abandon()
 		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
-			zap.String("reason", reason), zap.Error(stopErr))
+			zap.String("reason", end.reason), zap.Error(stopErr))
 		err := fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr)
-		if reason == logmsg.ReasonShutdown {
+		if end.kind == endShutdown {
 			// The collector is already exiting: it reads no FatalError now.
 			r.notStopped = err
 		} else {
-			r.reportFatal(err)
+			r.status.reportFatal(err)
 		}
-		go r.exitAtDeadline(rg, hung.keys, deadline)
 		return stopLeading
 	}
 
-	switch {
-	case startErr != nil:
-		r.groupStartFailed(g, term, errors.Join(startErr, stopErr))
+	// 4. The group is down: hand the Lease on as the ending asks.
+	switch end.kind {
+	case endFailed:
+		r.groupFailed(g, term, end, stopErr)
 		return backOff
-	case reason == logmsg.ReasonShutdown:
-		r.groupStopped(g, reason, stopErr)
-		r.endTerm(term, reason)
+	case endShutdown:
+		r.groupStopped(g, end.reason, stopErr)
+		r.endTerm(term, end.reason)
 		return stopLeading
 	default:
-		r.groupStopped(g, reason, stopErr)
+		r.groupStopped(g, end.reason, stopErr)
 		term.Abandon()
 		return campaignAgain
+	}
+}
+
+// watchTerm waits until the group must stop: the term ended, Shutdown was
+// called, the start failed or took longer than start_timeout, or a member
+// reported a failure.
+func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg *runningGroup, members *termMembers, won time.Time) ending {
+	startTimer := time.NewTimer(r.cfg.StartTimeout)
+	defer startTimer.Stop()
+	started := rg.Done()
+	for {
+		select {
+		case <-started:
+			if err := rg.Err(); err != nil {
+				return ending{kind: endFailed, reason: logmsg.ReasonStartFailed, err: err}
+			}
+			started = nil
+			startTimer.Stop()
+			r.emit(func() {
+				r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
+			})
+			r.setLeader(true)
+			r.status.setGroupErr(nil)
+			r.logger.Info(logmsg.GroupStarted, zap.Strings("receivers", g.keys()), zap.Duration("since_acquired", time.Since(won)))
+		case <-startTimer.C:
+			err := fmt.Errorf("start_timeout: the group had not started after %s", r.cfg.StartTimeout)
+			return ending{kind: endFailed, reason: logmsg.ReasonStartFailed, err: err}
+		case f := <-members.failed:
+			r.logger.Error(logmsg.MemberFailed, zap.String("receiver", f.key), zap.Error(f.err))
+			return ending{kind: endFailed, reason: logmsg.ReasonMemberFailed, err: f}
+		case <-term.Lost():
+			r.emit(func() { r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs) })
+			r.logger.Warn(logmsg.Lost, zap.Error(term.Err()))
+			return ending{kind: endLost, reason: logmsg.ReasonLost + term.Err().Error()}
+		case <-ctx.Done():
+			return ending{kind: endShutdown, reason: logmsg.ReasonShutdown}
+		}
 	}
 }
 
@@ -360,25 +399,26 @@ func (r *runner) exitBudget() time.Duration {
 	return (r.cfg.LeaderElection.LeaseDuration - r.cfg.LeaderElection.RenewDeadline) / 4
 }
 
-// exitAtDeadline ends the process if the group is still not down when the
-// term's deadline comes and the process has not exited by then: from that
-// instant another replica may lead.
-func (r *runner) exitAtDeadline(rg *runningGroup, hung []string, deadline time.Time) {
+// backstop ends the process if the group is still running at the term's
+// deadline: from that instant another replica may lead. It is armed the
+// moment the term is lost or a stop begins (stopping carries the deadline the
+// stop works to), whatever the loop does meanwhile, and disarmed when every
+// member has stopped.
+func (r *runner) backstop(term *elector.Term, rg *runningGroup, stopping <-chan time.Time) {
+	var deadline time.Time
+	select {
+	case <-term.Lost():
+		deadline = term.Deadline() // no longer moves
+	case deadline = <-stopping:
+	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-rg.Stopped():
 	case <-timer.C:
-		r.logger.Error(logmsg.Exiting, zap.Strings("receivers", hung), zap.Int("exit_code", exitCode))
-		r.exit(exitCode)
+		r.logger.Error(logmsg.Exiting, zap.Strings("receivers", rg.running()), zap.Int("exit_code", exitCode))
+		r.process.exitProcess(r.exit, exitCode)
 	}
-}
-
-// lost records a term that ended by itself and returns the stop reason.
-func (r *runner) lost(term *elector.Term) string {
-	r.emit(func() { r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs) })
-	r.logger.Warn(logmsg.Lost, zap.Error(term.Err()))
-	return logmsg.ReasonLost + term.Err().Error()
 }
 
 // endTerm ends a term on shutdown: it hands the Lease over when
@@ -417,13 +457,21 @@ func (r *runner) release(ctx context.Context, term *elector.Term, reason string)
 	}
 }
 
-func (r *runner) groupStartFailed(g *group, term *elector.Term, err error) {
-	r.emit(func() { r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs) })
-	r.logger.Error(logmsg.GroupStartFailed, zap.Strings("receivers", g.keys()), zap.Error(err))
-	r.setGroupErr(fmt.Errorf("group failed to start: %w", err))
-	// Always give the Lease back, whatever release_on_shutdown says: another
-	// replica may be able to run the group.
-	r.release(context.Background(), term, logmsg.ReasonStartFailed)
+// groupFailed logs a group that failed to start or whose member failed, and
+// gives the Lease back, whatever release_on_shutdown says: another replica
+// may be able to run the group.
+func (r *runner) groupFailed(g *group, term *elector.Term, end ending, stopErr error) {
+	var mf *memberFailure
+	if errors.As(end.err, &mf) {
+		r.groupStopped(g, end.reason, stopErr)
+		r.status.setGroupErr(fmt.Errorf("sub-receiver %s failed: %w", mf.key, mf.err))
+	} else {
+		err := errors.Join(end.err, stopErr)
+		r.emit(func() { r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs) })
+		r.logger.Error(logmsg.GroupStartFailed, zap.Strings("receivers", g.keys()), zap.Error(err))
+		r.status.setGroupErr(fmt.Errorf("group failed to start: %w", err))
+	}
+	r.release(context.Background(), term, end.reason)
 }
 
 // groupStopped logs a stopped group: one line, with the errors if any.
@@ -431,7 +479,7 @@ func (r *runner) groupStopped(g *group, reason string, err error) {
 	fields := []zap.Field{zap.Strings("receivers", g.keys()), zap.String("reason", reason)}
 	if err != nil {
 		r.logger.Error(logmsg.GroupStopErrors, append(fields, zap.Error(err))...)
-		r.setGroupErr(fmt.Errorf("group did not stop cleanly: %w", err))
+		r.status.setGroupErr(fmt.Errorf("group did not stop cleanly: %w", err))
 		return
 	}
 	r.logger.Info(logmsg.GroupStopped, fields...)
@@ -469,19 +517,14 @@ func (r *runner) onAttempt(err error) {
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		err = nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case err != nil && r.apiErr == nil:
+	if !r.status.setAPIErr(err) {
+		return
+	}
+	if err != nil {
 		r.logger.Warn(logmsg.LeaseUnreachable, zap.Error(err))
-	case err == nil && r.apiErr != nil:
+	} else {
 		r.logger.Info(logmsg.LeaseReachable)
 	}
-	r.apiErr = err
-	if err == nil && r.clearGroupErr {
-		r.groupErr, r.clearGroupErr = nil, false
-	}
-	r.reportLocked()
 }
 
 // onWatch logs when the watch of the Lease is established and when it
@@ -505,155 +548,3 @@ const (
 	watchHealthy
 	watchBroken
 )
-
-func (r *runner) setGroupErr(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.groupErr, r.clearGroupErr = err, false
-	r.reportLocked()
-}
-
-// reportLocked reports StatusOK, or RecoverableError while the Lease cannot
-// be reached or the group failed, but only when that changes.
-func (r *runner) reportLocked() {
-	err := errors.Join(r.apiErr, r.groupErr)
-	key := "ok"
-	if err != nil {
-		key = err.Error()
-	}
-	if key == r.reported {
-		return
-	}
-	if r.reported == "" && err == nil {
-		r.reported = key // the collector already reported OK after Start
-		return
-	}
-	r.reported = key
-	if err != nil {
-		r.broadcastLocked(componentstatus.NewRecoverableErrorEvent(err))
-		return
-	}
-	r.broadcastLocked(componentstatus.NewEvent(componentstatus.StatusOK))
-}
-
-// reportFatal reports a FatalError, once, to one pipeline instance: the
-// collector shuts down. Nothing is reported after it. The collector takes a
-// FatalError through an unbuffered channel while it holds its status lock,
-// and stops reading it once it shuts down: a second FatalError, or one sent
-// too late, would block every status report of the collector. So it is sent
-// once, from a goroutine of its own, and never on the shutdown path.
-func (r *runner) reportFatal(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || r.fatal || len(r.hosts) == 0 {
-		return
-	}
-	r.fatal = true
-	go componentstatus.ReportStatus(r.hosts[0], componentstatus.NewFatalErrorEvent(err))
-}
-
-// reportFromMember forwards a sub-receiver's status to every pipeline
-// instance of this block.
-func (r *runner) reportFromMember(ev *componentstatus.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.broadcastLocked(ev)
-}
-
-// addHost adds a pipeline instance's host and tells it the last status
-// reported, as the collector's sharedcomponent does: reported during its
-// Start, it takes the place of the StatusOK the collector reports after it.
-func (r *runner) addHost(host component.Host) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last != nil && !r.closed {
-		componentstatus.ReportStatus(host, r.last)
-	}
-	r.hosts = append(r.hosts, host)
-}
-
-func (r *runner) broadcastLocked(ev *componentstatus.Event) {
-	if r.closed || r.fatal {
-		return
-	}
-	r.last = ev
-	for _, h := range r.hosts {
-		componentstatus.ReportStatus(h, ev)
-	}
-}
-
-// leaseSlot keeps one process from running two groups for one Lease: after
-// a collector reload, a new runner with the same identity would otherwise
-// renew the Lease its predecessor still holds and start a second group while
-// the first is still stopping.
-type leaseSlot struct {
-	free chan struct{} // holds a token while no group of the Lease runs here
-	mu   sync.Mutex
-	hung error // set once a group did not stop: the Lease is never led again here
-}
-
-// processLeases is one process's slots, by Lease (namespace/name), and its
-// receiver types' locks.
-type processLeases struct {
-	mu    sync.Mutex
-	m     map[string]*leaseSlot
-	types map[component.Type]chan struct{} // lockType; each of capacity 1
-}
-
-// thisProcess is the slots of this collector process; tests give each
-// simulated replica its own.
-var thisProcess = newProcessLeases()
-
-func newProcessLeases() *processLeases {
-	return &processLeases{m: map[string]*leaseSlot{}, types: map[component.Type]chan struct{}{}}
-}
-
-// lockType takes the lock of receiver type typ in this process, waiting as
-// long as it takes (a Shutdown must not be skipped: the instance would keep
-// running), and returns its unlock. Groups hold it while they create an
-// instance of the type and while they shut one down.
-//
-// Several contrib receivers (k8s_cluster and receiver_creator among them,
-// v0.145.0) keep their live instances in a package-level map without a lock
-// (internal/sharedcomponent: GetOrAdd in Create*, delete in Shutdown). A
-// collector creates and stops its components one at a time, so that is safe
-// there; a group stops its members concurrently, and two blocks' groups
-// start and stop independently, so two members of one type (k8s_cluster and
-// k8s_cluster/b, or one in each of two blocks) would write that map at once:
-// Go's fatal "concurrent map writes". Members of different types still stop
-// concurrently.
-func (p *processLeases) lockType(typ component.Type) (unlock func()) {
-	p.mu.Lock()
-	ch, ok := p.types[typ]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		p.types[typ] = ch
-	}
-	p.mu.Unlock()
-	ch <- struct{}{}
-	return func() { <-ch }
-}
-
-func (p *processLeases) slot(lease string) *leaseSlot {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s, ok := p.m[lease]
-	if !ok {
-		s = &leaseSlot{free: make(chan struct{}, 1)}
-		s.free <- struct{}{}
-		p.m[lease] = s
-	}
-	return s
-}
-
-func (s *leaseSlot) markHung(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hung = err
-}
-
-func (s *leaseSlot) hungErr() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hung
-}

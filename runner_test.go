@@ -591,7 +591,7 @@ func TestReloadInOneProcessNeverRunsTwoGroups(t *testing.T) {
 		require.Error(t, old.r.Shutdown(ctx), "its group cannot stop")
 
 		reloaded := newReplica(t, c, "a", testConfigFor("testrcv"))
-		reloaded.r.process = old.r.process // the same process, the same identity
+		reloaded.r.setProcess(old.r.process) // the same process, the same identity
 		reloaded.b = old.b
 		reloaded.host.factories[testType] = testFactory(testType, old.b)
 		reloaded.start(t)
@@ -840,7 +840,7 @@ func TestReloadedRunnerWaitsForItsPredecessorsTerm(t *testing.T) {
 		// The reload: same process, same Lease, same explicit identity. It
 		// campaigns only once a1's term is over.
 		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a2.r.process = a1.r.process
+		a2.r.setProcess(a1.r.process)
 		a2.start(t)
 		time.Sleep(5 * time.Second) // fake time
 		synctest.Wait()
@@ -1030,7 +1030,7 @@ func TestReloadedRunnerShutDownWhileWaitingReleasesNothing(t *testing.T) {
 		require.Error(t, a1.r.Shutdown(ctx), "a1's Shutdown gives up waiting for the group")
 
 		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a2.r.process = a1.r.process
+		a2.r.setProcess(a1.r.process)
 		a2.start(t)
 		time.Sleep(time.Second) // fake time
 		synctest.Wait()
@@ -1083,5 +1083,58 @@ func TestStopWithErrorsLogsOneLine(t *testing.T) {
 		a.fail.Store(false)
 		waitFor(t, time.Minute, func() bool { return a.host.lastStatus().Status() == componentstatus.StatusOK }, "not OK again")
 		assert.Nil(t, a.host.fatalErr())
+	})
+}
+
+// A factory's Create that never returns, while the term is healthy. Before:
+// nothing bounded the group's start, so the replica kept the Lease renewed
+// for as long as it hung and ran nothing. Now the start is given up after
+// start_timeout, the Lease is given back and another replica leads.
+func TestHungCreateGivesTheLeaseAwayAfterStartTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		require.NoError(t, c.tracker.Add(freeLease()))
+		cfg := testConfigFor("testrcv")
+		cfg.StartTimeout = 20 * time.Second
+		a := newReplica(t, c, "a", cfg)
+		a.b.createGate = make(chan struct{}) // never closed while a leads
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return c.holder(t) == "a" }, "a did not take the Lease")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		took := time.Now()
+		waitFor(t, 2*time.Minute, b.leading, "a kept the Lease while its group's start hung")
+		assert.Less(t, time.Since(took), 25*time.Second, "b led only after the Lease expired")
+		require.Equal(t, 1, a.logCount(logmsg.GroupStartFailed))
+		assert.Contains(t, a.logs.FilterMessage(logmsg.GroupStartFailed).All()[0].ContextMap()["error"],
+			"start_timeout: the group had not started after 20s")
+		assert.Equal(t, 1, a.logCount(logmsg.Released))
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+	})
+}
+
+// A member's Start that never returns and ignores its context, while the
+// term is healthy. Before: the Lease stayed renewed for as long as it hung,
+// with half a group running. Now the start is given up after start_timeout;
+// the rollback cannot stop that member, so the replica takes itself out
+// (FatalError, and exit at the deadline) and another replica leads.
+func TestHungStartTakesTheReplicaOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		cfg := testConfigFor("testrcv")
+		cfg.StartTimeout = 20 * time.Second
+		a := newReplica(t, c, "a", cfg)
+		a.b.block = make(chan struct{})
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a did not start its member")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		waitFor(t, 2*time.Minute, b.leading, "a kept the Lease while its group's start hung")
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped))
+		assert.ErrorContains(t, a.host.fatalErr(), "sub-receivers testrcv did not stop in time")
+		assert.Equal(t, int64(exitCode), a.exitCode.Load(), "a was still running its member at the deadline")
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
 	})
 }

@@ -37,7 +37,18 @@ const (
 	// because from that instant another replica may lead: fields receivers,
 	// exit_code.
 	Exiting = "leader group still running at the lease deadline; exiting the process"
-	// BackingOff is logged after a failed group start: field backoff.
+	// MemberFailed is logged when a sub-receiver of the running term reported
+	// a FatalError or PermanentError: the group is stopped, the Lease given
+	// back and the replica backs off, as after a failed start. The collector
+	// does not see the FatalError: fields receiver, error.
+	MemberFailed = "sub-receiver failed; stopping the group and giving the lease back"
+	// MemberFailedLate is logged when a sub-receiver of a term that has
+	// already ended reports a failure (e.g. k8s_cluster's cache sync, from a
+	// goroutine that outlives its Shutdown): it changes nothing: fields
+	// receiver, error.
+	MemberFailedLate = "sub-receiver of an ended term reported a failure; ignored"
+	// BackingOff is logged after a failed group start or a member's failure:
+	// field backoff.
 	BackingOff = "backing off before campaigning again"
 	// Released is logged when the Lease was handed over: field reason.
 	Released = "lease released"
@@ -64,7 +75,8 @@ const (
 // Reasons of GroupStopped, Released and LeftToExpire; a lost term's reason is
 // ReasonLost followed by the error.
 const (
-	ReasonShutdown    = "shutdown"
-	ReasonLost        = "lease lost: "
-	ReasonStartFailed = "group failed to start"
+	ReasonShutdown     = "shutdown"
+	ReasonLost         = "lease lost: "
+	ReasonStartFailed  = "group failed to start"
+	ReasonMemberFailed = "sub-receiver failed"
 )

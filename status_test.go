@@ -1,0 +1,172 @@
+package leaderreceivercreator
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
+)
+
+// asyncErrs counts what reached the collector model's async error channel:
+// a reader that, like Run's loop, reads the first one and then no more.
+func (m *collectorModel) firstFatal(t *testing.T) <-chan error {
+	t.Helper()
+	first := make(chan error, 1)
+	go func() {
+		select {
+		case err := <-m.asyncErr:
+			first <- err
+		case <-m.stop:
+		}
+	}()
+	return first
+}
+
+// A member's FatalError (k8s_cluster's cache sync timed out) in a block
+// that sits in a metrics and a logs pipeline, as in the README. Before: the
+// runner forwarded it to both pipeline instances while holding its lock; the
+// first send starts the collector's shutdown, the second blocks for ever,
+// and so does the loop at the loss of the term that follows: no stop, no
+// exit timer, and b leads while a's group still runs. Now the FatalError
+// never reaches the collector: the group stops, the Lease is given back and
+// the block reports a RecoverableError that names the member.
+func TestMemberFatalErrorEndsTheTermNotTheCollector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		m := newCollectorModel(t)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		m.drainInCleanup(t)
+		fatal := m.firstFatal(t)
+		metricsHost := &collectorHost{testHost: a.host, m: m}
+		logsHost := &collectorHost{testHost: &testHost{factories: a.host.factories}, m: m}
+		require.NoError(t, a.r.Start(context.Background(), metricsHost))
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		synctest.Wait()
+
+		// From a goroutine of the member's own, as k8s_cluster does.
+		go componentstatus.ReportStatus(a.b.lastHost(),
+			componentstatus.NewFatalErrorEvent(errors.New("failed to wait for caches to sync")))
+		waitFor(t, time.Minute, b.leading, "b did not take over after a's member failed")
+
+		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
+		select {
+		case err := <-fatal:
+			t.Errorf("a member's FatalError reached the collector: %v", err)
+		default:
+		}
+		assert.Zero(t, a.host.fatalCount()+logsHost.fatalCount(), "no FatalError reaches a pipeline instance")
+		require.Equal(t, 1, a.logCount(logmsg.MemberFailed))
+		line := a.logs.FilterMessage(logmsg.MemberFailed).All()[0].ContextMap()
+		assert.Equal(t, "testrcv", line["receiver"])
+		assert.Contains(t, line["error"], "failed to wait for caches to sync")
+		assert.Equal(t, 1, a.logCount(logmsg.Released), "a gave the Lease back at once")
+		assert.Equal(t, 1, a.logCount(logmsg.BackingOff))
+		for _, h := range []*testHost{a.host, logsHost.testHost} {
+			last := h.lastStatus()
+			require.NotNil(t, last)
+			assert.Equal(t, componentstatus.StatusRecoverableError, last.Status())
+			assert.ErrorContains(t, last.Err(), "sub-receiver testrcv failed: failed to wait for caches to sync")
+		}
+	})
+}
+
+// A PermanentError ends the term as a FatalError does.
+func TestMemberPermanentErrorEndsTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.report = componentstatus.NewPermanentErrorEvent(errors.New("bad credentials"))
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
+		assert.Equal(t, 1, a.logCount(logmsg.MemberFailed))
+		assert.Zero(t, a.logCount(logmsg.GroupStartFailed), "the start itself went well")
+		assert.NoError(t, a.host.fatalErr())
+	})
+}
+
+// A member of an ended term keeps its host: k8s_cluster reports its
+// cache-sync FatalError from a goroutine that outlives its Shutdown. Such a
+// report changes nothing: it neither ends the term that runs now nor reaches
+// the collector.
+func TestLateMemberFailureNeverEndsALaterTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		first := a.b.lastHost()
+		a.fail.Store(true) // the first term is lost
+		waitFor(t, time.Minute, func() bool { return !a.leading() }, "a kept its group")
+		a.fail.Store(false)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Acquired) == 2 && a.leading() }, "a does not lead again")
+		require.NotSame(t, first, a.b.lastHost(), "each term's member has a host of its own")
+
+		componentstatus.ReportStatus(first, componentstatus.NewFatalErrorEvent(errors.New("failed to wait for caches to sync")))
+		componentstatus.ReportStatus(first, componentstatus.NewRecoverableErrorEvent(errors.New("stale")))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+
+		assert.True(t, a.leading(), "a report of an ended term ended the one that runs")
+		assert.Zero(t, a.logCount(logmsg.MemberFailed))
+		assert.Equal(t, 1, a.logCount(logmsg.MemberFailedLate))
+		assert.NoError(t, a.host.fatalErr())
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status(), "a stale report stays in the status")
+	})
+}
+
+// A member's RecoverableError is the block's until the member reports OK.
+func TestMemberRecoverableErrorUntilOK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		componentstatus.ReportStatus(a.b.lastHost(), componentstatus.NewRecoverableErrorEvent(errors.New("watch failed")))
+		synctest.Wait()
+		assert.ErrorContains(t, a.host.lastStatus().Err(), "watch failed")
+		componentstatus.ReportStatus(a.b.lastHost(), componentstatus.NewEvent(componentstatus.StatusOK))
+		synctest.Wait()
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		assert.True(t, a.leading())
+	})
+}
+
+// Two blocks of one process whose groups both fail to stop. Before: each
+// block reported its own FatalError; the collector reads one, and the second
+// blocks for ever in its status reporting while the collector shuts down.
+// Now one FatalError per process reaches the collector.
+func TestOneFatalErrorPerProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		m := newCollectorModel(t)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		cfg2 := testConfigFor("testrcv")
+		cfg2.LeaderElection.LeaseName = "lease2"
+		a2 := newReplica(t, c, "a2", cfg2)
+		a2.r.setProcess(a.r.process) // two blocks of one collector
+		m.drainInCleanup(t)
+		a.b.hang, a2.b.hang = make(chan struct{}), make(chan struct{})
+		require.NoError(t, a.r.Start(context.Background(), &collectorHost{testHost: a.host, m: m}))
+		require.NoError(t, a2.r.Start(context.Background(), &collectorHost{testHost: a2.host, m: m}))
+		waitFor(t, time.Minute, func() bool { return a.leading() && a2.leading() }, "the blocks do not lead")
+
+		a.fail.Store(true)
+		a2.fail.Store(true)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped))
+		assert.Equal(t, 1, a2.logCount(logmsg.GroupNotStopped))
+		assert.Equal(t, 1, a.host.fatalCount()+a2.host.fatalCount(), "FatalErrors that reached the collector")
+	})
+}
