@@ -277,3 +277,25 @@ func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
 		assert.True(t, try(t, b), "the version its update made is its own: it renews it")
 	})
 }
+
+// Rule 2 and 7: the watch delivers a record another candidate (c) has just
+// written at the uid and resourceVersion of the one the standby has been
+// waiting out (an etcd restored without --bump-revision hands out
+// resourceVersions again). It is a change: the standby waits lease_duration
+// from its arrival, and does not take the Lease the instant c won it.
+func TestWatchedRecordAtAReusedResourceVersionRestartsTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		rb := replica(cs)
+		start := time.Now()
+		won := campaign(t.Context(), newElector(t, rb, "b")) // x's record, seen at 0
+		sleepUntil(start, 14*time.Second)
+		taken := getLease(t, cs)
+		taken.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 4)
+		restore(t, cs, taken)
+		restored := time.Now()
+		termB := <-won
+		assert.Equal(t, 15*time.Second, time.Since(restored), "lease_duration after c's record arrived")
+		termB.Abandon()
+	})
+}
