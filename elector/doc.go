@@ -49,9 +49,14 @@
 // The watch is for speed only: every take-over is still a Get and a
 // conditional update (or a create), decided on the version the Get returned,
 // so a missed, late or reordered event can delay a take-over but never
-// allow one early. A version older than one already seen, also one of a
-// Lease deleted since (compared as numbers, as etcd's resourceVersions are,
-// one counter for all objects, only to drop late events) is ignored. While
+// allow one early. A version with a lower resourceVersion than one already
+// seen (compared as numbers, as etcd's resourceVersions are, one counter for
+// all objects) is not counted as seen: it is most likely a late event, also
+// one of a Lease deleted since, and counting it would restart the wait. But
+// as an etcd restored without --bump-revision hands out lower
+// resourceVersions again, to new records, it is not ignored either: a standby
+// that receives one reads the Lease at once and counts what the Get returns,
+// which a late event leaves unchanged and a restored record restarts. While
 // the watch cannot be established, candidates poll every retry period
 // (jittered) and re-establish it with backoff ([Config.OnWatch] hears of both).
 //

@@ -102,6 +102,7 @@ type Elector struct {
 	created     time.Time                  // when this candidate last created (or tried to create) the Lease
 	gone        bool                       // the Lease was found missing since it was last seen
 	deleted     types.UID                  // the object a watch last saw deleted
+	recheck     bool                       // the watch delivered a version older than seen's, not applied: read the Lease
 
 	pendingMu sync.Mutex    // guards pending only; never held while waiting
 	pending   []observation // what the watch delivered, not yet applied
@@ -250,6 +251,9 @@ func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.
 	now := e.cfg.Clock.Now()
+	if err == nil || apierrors.IsNotFound(err) {
+		e.recheck = false // read: what the watch dropped as older is known
+	}
 	switch {
 	case apierrors.IsNotFound(err) && renewing:
 		// Deleted under its holder: the term ends (see the package doc).

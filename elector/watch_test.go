@@ -299,3 +299,31 @@ func TestWatchedRecordAtAReusedResourceVersionRestartsTheWait(t *testing.T) {
 		termB.Abandon()
 	})
 }
+
+// Rule 7: after an etcd restore without --bump-revision, the record another
+// candidate (c) has just written may carry a resourceVersion lower than the
+// one the standby saw last. The watch cannot tell it from a late event, so
+// it does not count it as seen, but it does not ignore it either: the
+// standby reads the Lease at once, and waits lease_duration from then (not
+// from a Get at the end of the wait it was counting before).
+func TestWatchedRecordAtALowerResourceVersionIsReadAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		before := getLease(t, cs)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = ptr.To(metav1.NowMicro()) })
+		rb := replica(cs)
+		start := time.Now()
+		won := campaign(t.Context(), newElector(t, rb, "b")) // x's renewal, seen at 0
+		sleepUntil(start, 10*time.Second)
+		rb.ClearActions()
+		taken := getLease(t, cs)
+		taken.ResourceVersion = before.ResourceVersion
+		taken.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 4)
+		restore(t, cs, taken)
+		restored := time.Now()
+		termB := <-won
+		assert.Equal(t, 15*time.Second, time.Since(restored), "lease_duration after c's record arrived")
+		assert.Equal(t, []string{"get", "get", "update"}, verbs(rb), "a read at once, then the take-over")
+		termB.Abandon()
+	})
+}
