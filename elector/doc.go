@@ -77,7 +77,12 @@
 // before its write was sent (after its Get, when it made one). If no renewal has succeeded
 // within renew_deadline of the last one that did, the holder declares its term
 // lost — exactly then, even while an attempt is still waiting for the API
-// server, and never a retry period late because an answer came late.
+// server, and never a retry period late because an answer came late. Nor
+// does a late answer alone end a term: when one comes so late that the next
+// attempt, a retry period later, would fall at or after that deadline, and
+// no attempt began within the last retry period before it, the holder tries
+// once more at once, bounded by the time left (no renewal counts after the
+// deadline).
 // [Elector.Campaign] never hands out a term already past its renew deadline.
 //
 // Every term carries a deadline ([Term.Deadline]): lease_duration after its
