@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -162,4 +163,15 @@ func forBothModes(t *testing.T, test func(t *testing.T, watched bool)) {
 			synctest.Test(t, func(t *testing.T) { test(t, watched) })
 		})
 	}
+}
+
+// restore writes l as it is, its uid and resourceVersion included, as an API
+// server whose etcd was restored from a backup without --bump-revision hands
+// out again resourceVersions it handed out before the restore (and sends the
+// watch a Modified event).
+func restore(t *testing.T, cs *fake.Clientset, l *coordinationv1.Lease) {
+	t.Helper()
+	versionMu.Lock()
+	defer versionMu.Unlock()
+	require.NoError(t, cs.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), l, "ns"))
 }

@@ -10,24 +10,29 @@
 // and writes it through a small lock of its own that keeps the object's
 // resourceVersion: every write carries the resourceVersion it is based on,
 // and the API server rejects it if anyone wrote in between (optimistic
-// concurrency). Changes are detected by resourceVersion, never by comparing
-// records: two writes within one second are two changes.
+// concurrency). A version is unchanged only if its uid, its resourceVersion
+// and its spec all are: two writes within one second are two changes (their
+// resourceVersions differ, though their times may not), and so is a record
+// written at a resourceVersion handed out before (their specs differ): an API
+// server whose etcd was restored from a backup without --bump-revision hands
+// out resourceVersions again. The resourceVersion alone never makes two
+// records the same version.
 //
 // A record naming this candidate is its own only if this candidate wrote it:
-// it is the version it last wrote, or a later version whose spec is exactly a
-// spec it wrote (only labels or annotations changed, or the answer to its
-// write was lost). Any other record is a foreign holder, also one naming this
-// candidate: another candidate configured with the same identity, a holder
-// set by hand to this candidate's name, or this candidate's own record after
-// a restart (it waits it out). Two candidates therefore never both count a
-// record as theirs.
+// its spec is exactly a spec it wrote (the version it last wrote, the same
+// with only labels or annotations changed, or one whose answer was lost),
+// whatever its resourceVersion. Any other record is a foreign holder, also
+// one naming this candidate: another candidate configured with the same
+// identity, a holder set by hand to this candidate's name, or this
+// candidate's own record after a restart (it waits it out). Two candidates
+// therefore never both count a record as theirs.
 //
 // A candidate that does not hold the Lease takes it at once only when it is
 // free as after a release: no holder and leaseDurationSeconds of at most 1
 // (this package's release and client-go's ReleaseOnCancel write that). Any
 // other record (a foreign holder, or a holder emptied by hand with its
-// duration left) it takes only after it has watched the same version
-// (resourceVersion) stay unchanged for the longer of the record's
+// duration left) it takes only after it has watched the same version (uid,
+// resourceVersion and spec) stay unchanged for the longer of the record's
 // leaseDurationSeconds and its own lease_duration, measured on its own clock
 // from the moment it first saw that version: a shorter duration written by
 // someone else does not shorten the wait. Clocks are never compared across
@@ -44,9 +49,14 @@
 // The watch is for speed only: every take-over is still a Get and a
 // conditional update (or a create), decided on the version the Get returned,
 // so a missed, late or reordered event can delay a take-over but never
-// allow one early. A version older than one already seen, also one of a
-// Lease deleted since (compared as numbers, as etcd's resourceVersions are,
-// one counter for all objects, only to drop late events) is ignored. While
+// allow one early. A version with a lower resourceVersion than one already
+// seen (compared as numbers, as etcd's resourceVersions are, one counter for
+// all objects) is not counted as seen: it is most likely a late event, also
+// one of a Lease deleted since, and counting it would restart the wait. But
+// as an etcd restored without --bump-revision hands out lower
+// resourceVersions again, to new records, it is not ignored either: a standby
+// that receives one reads the Lease at once and counts what the Get returns,
+// which a late event leaves unchanged and a restored record restarts. While
 // the watch cannot be established, candidates poll every retry period
 // (jittered) and re-establish it with backoff ([Config.OnWatch] hears of both).
 //
@@ -59,11 +69,20 @@
 // ends its term (see below). A version the holder's watch delivers that it did
 // not write makes it renew at once, so a hand edit ends its term within one
 // round trip; the deletion of the object it holds, delivered by the watch,
-// ends its term at once. Each renewal counts from a clock reading taken
+// ends its term at once. A record its watch delivers at the uid and
+// resourceVersion of the version it wrote, but with another spec (handed out
+// again after a restore), it reads instead of updating: the API server, which
+// checks only the resourceVersion, would let the update overwrite it.
+// Each renewal counts from a clock reading taken
 // before its write was sent (after its Get, when it made one). If no renewal has succeeded
 // within renew_deadline of the last one that did, the holder declares its term
 // lost — exactly then, even while an attempt is still waiting for the API
-// server, and never a retry period late because an answer came late.
+// server, and never a retry period late because an answer came late. Nor
+// does a late answer alone end a term: when one comes so late that the next
+// attempt, a retry period later, would fall at or after that deadline, and
+// no attempt began within the last retry period before it, the holder tries
+// once more at once, bounded by the time left (no renewal counts after the
+// deadline).
 // [Elector.Campaign] never hands out a term already past its renew deadline.
 //
 // Every term carries a deadline ([Term.Deadline]): lease_duration after its

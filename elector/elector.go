@@ -102,6 +102,7 @@ type Elector struct {
 	created     time.Time                  // when this candidate last created (or tried to create) the Lease
 	gone        bool                       // the Lease was found missing since it was last seen
 	deleted     types.UID                  // the object a watch last saw deleted
+	recheck     bool                       // the watch delivered a version older than seen's, not applied: read the Lease
 
 	pendingMu sync.Mutex    // guards pending only; never held while waiting
 	pending   []observation // what the watch delivered, not yet applied
@@ -228,9 +229,11 @@ func (e *Elector) tryAcquireOrRenew(ctx context.Context, renewing bool) (attempt
 
 func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error) {
 	e.applyWatchedLocked()
-	if renewing && e.mine != nil && holderOf(e.mine) == e.Identity() {
+	if renewing && e.mine != nil && holderOf(e.mine) == e.Identity() && !e.reusedLocked() {
 		// The holder renews optimistically, without a Get: an update of the
-		// version it last wrote succeeds only if nobody wrote since.
+		// version it last wrote succeeds only if nobody wrote since. Not when
+		// its watch delivered another record at that version's
+		// resourceVersion (handed out again): the update would overwrite it.
 		now := e.cfg.Clock.Now()
 		spec := e.renewal(e.mine, now)
 		l, err := e.lock.update(ctx, e.mine, spec)
@@ -248,6 +251,9 @@ func (e *Elector) tryLocked(ctx context.Context, renewing bool) (attempt, error)
 	// Time is read after the Get: a record counts as seen only once the
 	// answer is in, and a term counts from a moment before its write.
 	now := e.cfg.Clock.Now()
+	if err == nil || apierrors.IsNotFound(err) {
+		e.recheck = false // read: what the watch dropped as older is known
+	}
 	switch {
 	case apierrors.IsNotFound(err) && renewing:
 		// Deleted under its holder: the term ends (see the package doc).
@@ -316,18 +322,20 @@ func (e *Elector) renewal(base *coordinationv1.Lease, now time.Time) coordinatio
 }
 
 // own reports whether a version of the Lease is this candidate's: it names
-// this candidate and this candidate wrote it, that is, it is the version this
-// candidate last wrote, or a later one whose spec is exactly the spec it wrote
-// (only metadata such as labels changed), or one carrying the spec of a write
+// this candidate and this candidate wrote it, that is, it carries exactly the
+// spec of the version this candidate last wrote (that version, or a later
+// one in which only metadata such as labels changed), or the spec of a write
 // of this candidate whose answer was lost. Another candidate configured with
 // the same identity, or a holder set by hand to this candidate's name, is
-// therefore a foreign holder.
+// therefore a foreign holder, also at the uid and resourceVersion of the
+// version this candidate wrote (which an API server whose etcd was restored
+// without --bump-revision hands out again): the spec decides, never the
+// resourceVersion alone.
 func (e *Elector) own(l *coordinationv1.Lease) bool {
 	if holderOf(l) != e.Identity() {
 		return false
 	}
-	if e.mine != nil && holderOf(e.mine) == e.Identity() &&
-		(l.UID == e.mine.UID && l.ResourceVersion == e.mine.ResourceVersion || sameSpec(l.Spec, e.mine.Spec)) {
+	if e.mine != nil && holderOf(e.mine) == e.Identity() && sameSpec(l.Spec, e.mine.Spec) {
 		return true
 	}
 	for _, spec := range e.unconfirmed {
@@ -357,20 +365,23 @@ func (e *Elector) foreignWait(l *coordinationv1.Lease) time.Duration {
 	return max(time.Duration(durationSecondsOf(l))*time.Second, e.cfg.LeaseDuration)
 }
 
-// observe remembers the version last seen and, when its resourceVersion (or
-// the object itself) changed, the moment it was first seen. Versions are
-// compared, never the records: two writes within one second are two changes.
-// The version already seen, read or delivered again, is no change: it says
-// nothing about a write made since (whose answer may have been lost).
+// observe remembers the version last seen and, when it changed, the moment
+// it was first seen. A version is unchanged only if its uid, its
+// resourceVersion and its spec are all the same (sameVersion): two writes
+// within one second are two changes (their resourceVersions differ), and a
+// record written at a resourceVersion handed out again (an etcd restored
+// without --bump-revision) is a change too (its spec differs). The version
+// already seen, read or delivered again, is no change: it says nothing about
+// a write made since (whose answer may have been lost).
 func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
 	e.gone = false
-	if e.seen != nil && e.seen.UID == l.UID && e.seen.ResourceVersion == l.ResourceVersion {
+	if e.seen != nil && sameVersion(e.seen, l) {
 		e.seen = l
 		return
 	}
 	e.seenAt = now
 	e.seen = l
-	if e.mine != nil && l.UID == e.mine.UID && l.ResourceVersion == e.mine.ResourceVersion {
+	if e.mine != nil && sameVersion(l, e.mine) {
 		return
 	}
 	// A newer version: adopt it as this candidate's own if it carries a spec
@@ -379,6 +390,25 @@ func (e *Elector) observe(l *coordinationv1.Lease, now time.Time) {
 		e.mine = l
 	}
 	e.unconfirmed = nil
+}
+
+// sameVersion reports whether a and b are the same version of the Lease:
+// the same object (uid), the same resourceVersion and the same spec. The
+// resourceVersion alone is not enough: an API server whose etcd was restored
+// from a backup without --bump-revision hands out again resourceVersions it
+// handed out before, to other records.
+func sameVersion(a, b *coordinationv1.Lease) bool {
+	return a.UID == b.UID && a.ResourceVersion == b.ResourceVersion && sameSpec(a.Spec, b.Spec)
+}
+
+// reusedLocked reports whether the version last seen carries the uid and
+// resourceVersion of the version this candidate last wrote, but not its spec:
+// the resourceVersion was handed out again (see sameVersion). An update of
+// the version this candidate wrote, which the API server checks by
+// resourceVersion only, would then overwrite that other record.
+func (e *Elector) reusedLocked() bool {
+	return e.seen != nil && e.mine != nil && e.seen.UID == e.mine.UID &&
+		e.seen.ResourceVersion == e.mine.ResourceVersion && !sameSpec(e.seen.Spec, e.mine.Spec)
 }
 
 // wrote records a version this candidate wrote.

@@ -454,6 +454,32 @@ func TestTwoWritesWithinOneSecondAreTwoChanges(t *testing.T) {
 	})
 }
 
+// Rule 2: a version is unchanged only if its uid, its resourceVersion and
+// its spec are. An API server whose etcd was restored without
+// --bump-revision hands out resourceVersions again: the record of a
+// candidate that has just taken the Lease (c) may carry the uid and
+// resourceVersion of a record the standby saw long before. The standby
+// waits lease_duration from when it first saw c's record; counting from the
+// old sighting, it would take the Lease the instant c won it.
+func TestReusedResourceVersionWithAnotherSpecIsAChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(heldLease(15)))
+		b := newElector(t, cs, "b")
+		start := time.Now()
+		require.False(t, try(t, b)) // x's record, seen at 0
+		sleepUntil(start, 14*time.Second)
+		won := getLease(t, cs)
+		won.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 4)
+		restore(t, cs, won) // c took the Lease, at a resourceVersion handed out again
+		sleepUntil(start, 15*time.Second)
+		require.False(t, try(t, b), "took c's record the instant c won it") // c's record, seen at 15s
+		sleepUntil(start, 30*time.Second-time.Millisecond)
+		require.False(t, try(t, b))
+		sleepUntil(start, 30*time.Second)
+		require.True(t, try(t, b), "lease_duration after c's record was seen")
+	})
+}
+
 // Rule 3: a label or annotation edit of the holder's Lease (kubectl
 // annotate) makes a new version with the spec it wrote: its term goes on.
 func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
@@ -679,6 +705,29 @@ func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 	})
 }
 
+// Rule 2 and 6: the holder's watch delivers a record another candidate (c)
+// wrote at the uid and resourceVersion of the version the holder last wrote
+// (an etcd restored without --bump-revision hands out resourceVersions
+// again). The holder does not renew it optimistically, which the API server,
+// checking the resourceVersion alone, would accept over c's record: it reads
+// the Lease, finds a version it did not write and loses its term at once.
+func TestHolderDoesNotOverwriteARecordAtItsReusedResourceVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		start := time.Now()
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		sleepUntil(start, time.Second)
+		taken := getLease(t, cs)
+		taken.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 1)
+		restore(t, cs, taken)
+		synctest.Wait()
+		assert.Equal(t, "c", *getLease(t, cs).Spec.HolderIdentity, "a wrote over c's record")
+		assert.EqualError(t, term.Err(), `lease ns/lease is held by "c"`, "lost at once")
+		term.Abandon()
+	})
+}
+
 // Rule 6: a renewal that conflicts with a version carrying the spec the
 // holder wrote (an annotation added) renews that version and goes on
 // optimistically from it.
@@ -820,5 +869,28 @@ func TestReleaseOnlyReleasesItsOwnVersion(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, released, "a version a did not write")
 		assert.Equal(t, edited.ResourceVersion, getLease(t, cs).ResourceVersion, "nothing written")
+	})
+}
+
+// Rule 3 for Release: a record naming this candidate at the uid and
+// resourceVersion of the version it last wrote, but with another spec (an
+// etcd restored without --bump-revision handed the resourceVersion out
+// again, here to another candidate configured with the same identity), is
+// not its own: Release writes nothing over it.
+func TestReleaseLeavesAnotherRecordAtItsReusedResourceVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := withoutWatch(newClientset(freeLease()))
+		term, err := newElector(t, cs, "a").Campaign(context.Background())
+		require.NoError(t, err)
+		term.Abandon()
+		time.Sleep(time.Second)
+		other := getLease(t, cs)
+		other.Spec = leaseSpec("a", 15, time.Now(), time.Now(), 1)
+		restore(t, cs, other)
+		released, err := term.Release(context.Background())
+		require.NoError(t, err)
+		assert.False(t, released, "a version a did not write")
+		assert.Equal(t, "a", *getLease(t, cs).Spec.HolderIdentity)
+		assert.Equal(t, time.Now(), getLease(t, cs).Spec.AcquireTime.Time, "the other candidate's record is left as it is")
 	})
 }

@@ -108,20 +108,34 @@ func (t *Term) lastRenewal() time.Time {
 // attempt, but never sleeps past the renew deadline (renew_deadline after the
 // last successful renewal), also when the answer of a renewal came late; and
 // declares the term lost exactly at that deadline, even while an attempt
-// still waits for the API server. A version of the Lease from the watch that
-// this candidate did not write makes it renew at once (a conflict then ends
-// the term); the deletion of the Lease ends the term at once.
+// still waits for the API server. When an answer (a failure, or a success
+// counted from long before) came so late that the next attempt, a retry
+// period later, would fall at or after the deadline, and no attempt began
+// within the last retry period before it, it tries once more at once,
+// bounded by the time left: a late answer alone does not end a term while
+// the API server may be healthy again. A version of the Lease from the watch
+// that this candidate did not write makes it renew at once (a conflict then
+// ends the term); the deletion of the Lease ends the term at once.
 func (t *Term) renew() {
 	defer close(t.done)
 	defer t.w.cancel() // not stop: a request that ignores its cancellation must not hold up Abandon
 	clk, cfg := t.e.cfg.Clock, t.e.cfg
+	began := t.lastRenewal() // when the last attempt began: the winning one, about when the term counts from
 	for {
-		remaining := cfg.RenewDeadline - clk.Since(t.lastRenewal())
+		deadline := t.lastRenewal().Add(cfg.RenewDeadline)
+		remaining := deadline.Sub(clk.Now())
 		if remaining <= 0 {
 			t.lose(ErrRenewDeadline)
 			return
 		}
-		if !t.waitForRenewal(min(cfg.RetryPeriod, remaining)) {
+		pause := min(cfg.RetryPeriod, remaining)
+		if remaining <= cfg.RetryPeriod && deadline.Sub(began) > cfg.RetryPeriod {
+			pause = 0 // the last chance: see above
+		}
+		if pause > 0 && !t.waitForRenewal(pause) {
+			return
+		}
+		if t.ctx.Err() != nil {
 			return
 		}
 		remaining = cfg.RenewDeadline - clk.Since(t.lastRenewal())
@@ -129,6 +143,7 @@ func (t *Term) renew() {
 			t.lose(ErrRenewDeadline)
 			return
 		}
+		began = clk.Now()
 		a, finished, err := t.attempt(remaining)
 		switch {
 		case !finished:

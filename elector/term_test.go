@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
@@ -69,6 +70,44 @@ func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
 		assert.Equal(t, written.Add(15*time.Second-150*time.Millisecond), term.Deadline())
 		<-term.Lost()
 		assert.Equal(t, 10*time.Second, time.Since(written), "renew_deadline after the write")
+		term.Abandon()
+	})
+}
+
+// A renewal answered late with a failure (the API server timed out,
+// answering at 9s of a 10s renew_deadline) leaves too little time for
+// another attempt a retry period later: the loop tries once more at once,
+// bounded by the time left, instead of waiting out the deadline. The API
+// server is healthy again, and the term goes on.
+func TestLateFailedRenewalIsTriedOnceMoreBeforeTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		var failing atomic.Bool
+		cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing.Load() {
+				return true, nil, apierrors.NewTimeoutError("the request timed out (injected)", 0)
+			}
+			return false, nil, nil
+		})
+		term, err := newElector(t, cs, "a", delayed(cs, func(verb string, call func()) {
+			if verb == "update" && failing.Load() {
+				time.Sleep(7 * time.Second) // fake time: the renewal at 2s is answered at 9s
+				call()
+				failing.Store(false) // and the API server is healthy again
+				return
+			}
+			call()
+		})).Campaign(context.Background())
+		require.NoError(t, err)
+		won := time.Now()
+		failing.Store(true)
+		sleepUntil(won, 9*time.Second)
+		synctest.Wait()
+		require.NoError(t, term.Err())
+		assert.Equal(t, won.Add(9*time.Second), getLease(t, cs).Spec.RenewTime.Time, "renewed at once after the late answer")
+		sleepUntil(won, 30*time.Second)
+		assert.NoError(t, term.Err())
+		assert.Equal(t, won.Add(29*time.Second), getLease(t, cs).Spec.RenewTime.Time, "renewing every retry period since")
 		term.Abandon()
 	})
 }

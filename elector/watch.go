@@ -186,12 +186,21 @@ func (e *Elector) watched(o observation) {
 
 // applyWatchedLocked applies what the watch delivered. A version counts as
 // seen from the moment it arrived: a genuine sighting, after its write. A
-// version older than the one already seen (the watch lags behind a Get) is
-// dropped, also a version of an object deleted since (a watch that lags
-// behind a deletion and re-creation): resourceVersions are compared as
-// numbers only for that, and only when both are numbers, as etcd's are (one
-// counter for every object, so a re-created Lease's versions are all newer
-// than the deleted one's).
+// version whose resourceVersion is lower than the one already seen is not
+// applied: it is most likely late (the watch lags behind a Get, or behind a
+// deletion and re-creation: etcd has one counter for every object, so a
+// re-created Lease's versions are all newer than the deleted one's), and
+// applying it would restart a standby's wait, or make a holder forget the
+// spec of a write whose answer was lost. resourceVersions are compared as
+// numbers only for that, and only when both are numbers, as etcd's are.
+// But it is not ignored either: an etcd restored without --bump-revision
+// hands out lower resourceVersions again, to records written since, which
+// would otherwise go unnoticed until the resourceVersions caught up. So a
+// standby reads the Lease at once (recheck, see untilTakeable) and decides
+// on what the Get returns, as on every take-over: a late event costs one
+// Get and changes nothing, a restored record restarts the wait from that
+// Get (later, never earlier, than from the event). A holder needs no read:
+// its next renewal is conditional on the version it wrote.
 func (e *Elector) applyWatchedLocked() {
 	e.pendingMu.Lock()
 	pending := e.pending
@@ -205,6 +214,7 @@ func (e *Elector) applyWatchedLocked() {
 				e.deleted = o.deleted
 			}
 		case e.seen != nil && olderVersion(o.lease.ResourceVersion, e.seen.ResourceVersion):
+			e.recheck = true
 		default:
 			e.observe(o.lease, o.at)
 		}
@@ -220,14 +230,15 @@ func olderVersion(a, b string) bool {
 
 // untilTakeable is how long, from now, a standby waits before its next
 // attempt while its watch is healthy: none for a missing or released Lease
-// or one of its own; otherwise until it has seen the version unchanged long
-// enough (see expired).
+// or one of its own, or after the watch delivered a version with a lower
+// resourceVersion than the one seen (see applyWatchedLocked); otherwise until
+// it has seen the version unchanged long enough (see expired).
 func (e *Elector) untilTakeable() time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.applyWatchedLocked()
 	now := e.cfg.Clock.Now()
-	if e.gone || e.seen == nil || e.own(e.seen) || e.expired(e.seen, now) {
+	if e.gone || e.recheck || e.seen == nil || e.own(e.seen) || e.expired(e.seen, now) {
 		return 0
 	}
 	return e.seenAt.Add(e.foreignWait(e.seen)).Sub(now)

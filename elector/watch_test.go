@@ -277,3 +277,53 @@ func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
 		assert.True(t, try(t, b), "the version its update made is its own: it renews it")
 	})
 }
+
+// Rule 2 and 7: the watch delivers a record another candidate (c) has just
+// written at the uid and resourceVersion of the one the standby has been
+// waiting out (an etcd restored without --bump-revision hands out
+// resourceVersions again). It is a change: the standby waits lease_duration
+// from its arrival, and does not take the Lease the instant c won it.
+func TestWatchedRecordAtAReusedResourceVersionRestartsTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		rb := replica(cs)
+		start := time.Now()
+		won := campaign(t.Context(), newElector(t, rb, "b")) // x's record, seen at 0
+		sleepUntil(start, 14*time.Second)
+		taken := getLease(t, cs)
+		taken.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 4)
+		restore(t, cs, taken)
+		restored := time.Now()
+		termB := <-won
+		assert.Equal(t, 15*time.Second, time.Since(restored), "lease_duration after c's record arrived")
+		termB.Abandon()
+	})
+}
+
+// Rule 7: after an etcd restore without --bump-revision, the record another
+// candidate (c) has just written may carry a resourceVersion lower than the
+// one the standby saw last. The watch cannot tell it from a late event, so
+// it does not count it as seen, but it does not ignore it either: the
+// standby reads the Lease at once, and waits lease_duration from then (not
+// from a Get at the end of the wait it was counting before).
+func TestWatchedRecordAtALowerResourceVersionIsReadAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(heldLease(15))
+		before := getLease(t, cs)
+		editLease(t, cs, func(l *coordinationv1.Lease) { l.Spec.RenewTime = ptr.To(metav1.NowMicro()) })
+		rb := replica(cs)
+		start := time.Now()
+		won := campaign(t.Context(), newElector(t, rb, "b")) // x's renewal, seen at 0
+		sleepUntil(start, 10*time.Second)
+		rb.ClearActions()
+		taken := getLease(t, cs)
+		taken.ResourceVersion = before.ResourceVersion
+		taken.Spec = leaseSpec("c", 15, time.Now(), time.Now(), 4)
+		restore(t, cs, taken)
+		restored := time.Now()
+		termB := <-won
+		assert.Equal(t, 15*time.Second, time.Since(restored), "lease_duration after c's record arrived")
+		assert.Equal(t, []string{"get", "get", "update"}, verbs(rb), "a read at once, then the take-over")
+		termB.Abandon()
+	})
+}
