@@ -20,7 +20,7 @@ const AuditReceiver = "api (audit log)"
 // (ComputeOverlap), and ExportWindows counts the batches whose export
 // window (slack before their read time) lay entirely within another
 // replica's activity (audit.Overlaps). It also returns the intervals.
-func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (Overlap, []Interval) {
+func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (OverlapTotals, []Interval) {
 	var ivs []Interval
 	var rs []audit.Replica
 	for replica, user := range users {

@@ -7,9 +7,11 @@ import (
 	"time"
 )
 
-// Overlap is how long the same receiver ran on two or more replicas at once
-// (duplicated data), over a set of intervals.
-type Overlap struct {
+// OverlapTotals is how long the same receiver ran on two or more replicas
+// at once (duplicated data), over a set of intervals: from the logs
+// (ComputeOverlap) or from outside (OutsideOverlap). Not an audit.Overlap,
+// one time at which two replicas were active at once.
+type OverlapTotals struct {
 	// Seconds during which some receiver ran on ≥ 2 replicas (the union
 	// over receivers, so time is not counted twice).
 	Seconds float64 `json:"seconds"`
@@ -28,8 +30,8 @@ type Overlap struct {
 
 type span struct{ start, end time.Time }
 
-// ComputeOverlap measures Overlap; intervals still open end at end.
-func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
+// ComputeOverlap measures OverlapTotals; intervals still open end at end.
+func ComputeOverlap(intervals []Interval, end time.Time) OverlapTotals {
 	byRc := map[string][]Interval{}
 	for _, iv := range intervals {
 		if iv.End.IsZero() {
@@ -39,7 +41,7 @@ func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
 			byRc[iv.Receiver] = append(byRc[iv.Receiver], iv)
 		}
 	}
-	o := Overlap{ByReceiver: map[string]float64{}}
+	o := OverlapTotals{ByReceiver: map[string]float64{}}
 	var dup []span // spans where some receiver ran ≥ 2 times
 	for rc, ivs := range byRc {
 		type edge struct {
@@ -97,7 +99,7 @@ func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
 }
 
 // Add accumulates b into o (for a total over configurations).
-func (o *Overlap) Add(b Overlap) {
+func (o *OverlapTotals) Add(b OverlapTotals) {
 	o.Seconds += b.Seconds
 	o.Episodes += b.Episodes
 	o.LongestSeconds = max(o.LongestSeconds, b.LongestSeconds)
