@@ -269,7 +269,7 @@ func (r *Report) rows() [][]string {
 
 func (r *Report) overlapRows() [][]string {
 	out := [][]string{{"P3 overlap (all trials and fleet starts)", "impl", "seconds", "episodes", "longest", "max replicas at once", "by receiver"}}
-	row := func(name string, o *OverlapTotals, audit bool) {
+	row := func(name string, o *OverlapTotals, outside bool) {
 		if o == nil {
 			return
 		}
@@ -278,8 +278,8 @@ func (r *Report) overlapRows() [][]string {
 			by = append(by, fmt.Sprintf("%s %.3fs", k, v))
 		}
 		sort.Strings(by)
-		if audit {
-			by = append(by, fmt.Sprintf("%d batches exported while another replica was active", o.ExportWindows))
+		if outside {
+			by = append(by, o.OutsideKinds())
 		}
 		out = append(out, []string{"", name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
 			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})
