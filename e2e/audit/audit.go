@@ -4,8 +4,8 @@
 // ServiceAccount made to the API server, other than its Lease requests
 // (those are the election, not the group), is activity from the moment the
 // API server received it to the moment it completed; a watch is active for
-// as long as it stays open. Add the replica's exports (Export) and compare
-// replicas with Overlaps.
+// as long as it stays open. Add the replica's exports (Replica) and compare
+// replicas with Overlaps (overlap.go: the categories of overlap).
 //
 // The times are kube-apiserver's clock (microseconds); it runs on the same
 // host as the harness, so they compare with the harness's wall clock.
@@ -199,12 +199,11 @@ type Interval struct {
 // Duration is End - Start.
 func (iv Interval) Duration() time.Duration { return iv.End.Sub(iv.Start) }
 
-// Activity is the union of the spans of user's requests other than Lease
-// requests, each from Received to Ended, merged and sorted. A request
-// still open ends at the first of serverExits (when kube-apiserver exited:
-// no request outlives the process that serves it) after it was received,
-// else at end.
-func Activity(reqs []Request, user string, serverExits []time.Time, end time.Time) []Interval {
+// RequestIntervals are user's requests other than Lease requests, each
+// from Received to Ended, ordered by Received. A request still open ends at
+// the first of serverExits (when kube-apiserver exited: no request outlives
+// the process that serves it) after it was received, else at end.
+func RequestIntervals(reqs []Request, user string, serverExits []time.Time, end time.Time) []Interval {
 	exits := append([]time.Time(nil), serverExits...)
 	sort.Slice(exits, func(i, j int) bool { return exits[i].Before(exits[j]) })
 	var ivs []Interval
@@ -227,7 +226,14 @@ func Activity(reqs []Request, user string, serverExits []time.Time, end time.Tim
 		}
 		ivs = append(ivs, Interval{r.Received, e})
 	}
-	return Union(ivs)
+	sort.SliceStable(ivs, func(i, j int) bool { return ivs[i].Start.Before(ivs[j].Start) })
+	return ivs
+}
+
+// Activity is user's activity: the union of its RequestIntervals, merged
+// and sorted.
+func Activity(reqs []Request, user string, serverExits []time.Time, end time.Time) []Interval {
+	return Union(RequestIntervals(reqs, user, serverExits, end))
 }
 
 // Union merges intervals that overlap or touch, sorted by Start.

@@ -11,30 +11,59 @@ import (
 // receiver made the requests.
 const AuditReceiver = "api (audit log)"
 
-// OutsideOverlap is the overlap (P3) measured from outside the collectors, the same way
-// for both distributions: users maps each replica to the API server user
-// of its ServiceAccount, exports each replica to the read times of the
-// batches it exported. A replica's activity is its requests other than
-// the Lease's, from received to complete (audit.Activity; open ones end at
-// end); Seconds, Episodes, … are those of these intervals
-// (ComputeOverlap), and ExportWindows counts the batches whose export
-// window (slack before their read time) lay entirely within another
-// replica's activity (audit.Overlaps). It also returns the intervals.
-func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (Overlap, []Interval) {
-	var ivs []Interval
+// OutsideOverlap is the overlap (P3) measured from outside the collectors,
+// the same way for both distributions and as the scenarios check it:
+// users maps each replica to the API server user of its ServiceAccount,
+// exports each replica to the read times of the batches it exported. A
+// replica's activity is its requests other than the Lease's, from received
+// to complete (audit.RequestIntervals; open ones end at end), each closing
+// tail within audit.TailBound cut where the other replica's activity began
+// (audit.Overlaps); Seconds, Episodes, … are those of these intervals
+// (ComputeOverlap), ByKind counts the overlaps that count by category and
+// TailsWithinBound those that do not. It also returns the intervals.
+func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (OverlapTotals, []Interval) {
 	var rs []audit.Replica
 	for replica, user := range users {
-		api := audit.Activity(reqs, user, nil, end)
-		for _, iv := range api {
-			ivs = append(ivs, Interval{Replica: replica, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
+		rs = append(rs, audit.Replica{Name: replica, Requests: audit.RequestIntervals(reqs, user, nil, end), Exports: exports[replica]})
+	}
+	overlaps := audit.Overlaps(rs, slack)
+	type request struct {
+		replica string
+		iv      audit.Interval
+	}
+	cut := map[request]time.Time{} // a request's tolerated tails: where the first began
+	keep := map[request]bool{}     // a request with an overlap that counts
+	byKind := map[audit.Kind]int{}
+	tails := 0
+	for _, o := range overlaps {
+		r := request{o.A, o.AInterval}
+		if o.Counts() {
+			byKind[o.Kind]++
+			if o.Kind != audit.Export {
+				keep[r] = true
+			}
+			continue
 		}
-		rs = append(rs, audit.Replica{Name: replica, API: api, Exports: exports[replica]})
+		tails++
+		if at, ok := cut[r]; !ok || o.BInterval.Start.Before(at) {
+			cut[r] = o.BInterval.Start
+		}
+	}
+	var ivs []Interval
+	for _, rep := range rs {
+		reqIvs := make([]audit.Interval, len(rep.Requests))
+		for i, iv := range rep.Requests {
+			r := request{rep.Name, iv}
+			if at, ok := cut[r]; ok && !keep[r] {
+				iv.End = at
+			}
+			reqIvs[i] = iv
+		}
+		for _, iv := range audit.Union(reqIvs) {
+			ivs = append(ivs, Interval{Replica: rep.Name, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
+		}
 	}
 	o := ComputeOverlap(ivs, end)
-	for _, x := range audit.Overlaps(rs, slack) {
-		if x.Export {
-			o.ExportWindows++
-		}
-	}
+	o.ByKind, o.TailsWithinBound = byKind, tails
 	return o, ivs
 }

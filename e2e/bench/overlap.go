@@ -1,15 +1,19 @@
 package bench
 
 import (
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
-
+	"fmt"
 	"sort"
 	"time"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 )
 
-// Overlap is how long the same receiver ran on two or more replicas at once
-// (duplicated data), over a set of intervals.
-type Overlap struct {
+// OverlapTotals is how long the same receiver ran on two or more replicas
+// at once (duplicated data), over a set of intervals: from the logs
+// (ComputeOverlap) or from outside (OutsideOverlap, by the categories of
+// audit.Overlap). Not an audit.Overlap, one time at which two replicas
+// were active at once.
+type OverlapTotals struct {
 	// Seconds during which some receiver ran on ≥ 2 replicas (the union
 	// over receivers, so time is not counted twice).
 	Seconds float64 `json:"seconds"`
@@ -21,15 +25,20 @@ type Overlap struct {
 	MaxConcurrent int `json:"max_concurrent"`
 	// ByReceiver: Seconds per receiver (Ours: "group" only).
 	ByReceiver map[string]float64 `json:"by_receiver,omitempty"`
-	// ExportWindows (measured from outside only, OutsideOverlap): batches
-	// a replica exported while another one was certainly active.
-	ExportWindows int `json:"export_windows,omitempty"`
+	// ByKind (from outside only, OutsideOverlap): the overlaps that count
+	// (audit.Overlap.Counts), by audit.Kind: requests begun during
+	// another replica's activity, closing tails longer than
+	// audit.TailBound, batches exported during another replica's activity.
+	ByKind map[audit.Kind]int `json:"by_kind,omitempty"`
+	// TailsWithinBound (from outside only): closing tails that do not
+	// count (cut at the other replica's start before Seconds is measured).
+	TailsWithinBound int `json:"tails_within_bound,omitempty"`
 }
 
 type span struct{ start, end time.Time }
 
-// ComputeOverlap measures Overlap; intervals still open end at end.
-func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
+// ComputeOverlap measures OverlapTotals; intervals still open end at end.
+func ComputeOverlap(intervals []Interval, end time.Time) OverlapTotals {
 	byRc := map[string][]Interval{}
 	for _, iv := range intervals {
 		if iv.End.IsZero() {
@@ -39,7 +48,7 @@ func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
 			byRc[iv.Receiver] = append(byRc[iv.Receiver], iv)
 		}
 	}
-	o := Overlap{ByReceiver: map[string]float64{}}
+	o := OverlapTotals{ByReceiver: map[string]float64{}}
 	var dup []span // spans where some receiver ran ≥ 2 times
 	for rc, ivs := range byRc {
 		type edge struct {
@@ -96,17 +105,29 @@ func ComputeOverlap(intervals []Interval, end time.Time) Overlap {
 	return o
 }
 
+// OutsideKinds describes ByKind and TailsWithinBound (from outside).
+func (o OverlapTotals) OutsideKinds() string {
+	return fmt.Sprintf("%d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %[3]s",
+		o.ByKind[audit.Begun], o.ByKind[audit.Tail], audit.TailBound, o.ByKind[audit.Export], o.TailsWithinBound)
+}
+
 // Add accumulates b into o (for a total over configurations).
-func (o *Overlap) Add(b Overlap) {
+func (o *OverlapTotals) Add(b OverlapTotals) {
 	o.Seconds += b.Seconds
 	o.Episodes += b.Episodes
 	o.LongestSeconds = max(o.LongestSeconds, b.LongestSeconds)
 	o.MaxConcurrent = max(o.MaxConcurrent, b.MaxConcurrent)
-	o.ExportWindows += b.ExportWindows
+	o.TailsWithinBound += b.TailsWithinBound
 	if o.ByReceiver == nil {
 		o.ByReceiver = map[string]float64{}
 	}
 	for k, v := range b.ByReceiver {
 		o.ByReceiver[k] += v
+	}
+	for k, v := range b.ByKind {
+		if o.ByKind == nil {
+			o.ByKind = map[audit.Kind]int{}
+		}
+		o.ByKind[k] += v
 	}
 }

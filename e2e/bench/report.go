@@ -56,13 +56,13 @@ type Figure struct {
 // OverlapFigure is the time two or more replicas' groups ran at once, over
 // all configurations, per distribution (the report's P3).
 type OverlapFigure struct {
-	Ours         *Overlap `json:"ours,omitempty"`
-	Peer         *Overlap `json:"peer,omitempty"`
-	RatioSeconds *float64 `json:"ratio_seconds_ours_over_peer"`
+	Ours         *OverlapTotals `json:"ours,omitempty"`
+	Peer         *OverlapTotals `json:"peer,omitempty"`
+	RatioSeconds *float64       `json:"ratio_seconds_ours_over_peer"`
 	// From outside: kube-apiserver's audit log and the exports
 	// (ConfigResult.AuditOverlap).
-	AuditOurs *Overlap `json:"audit_ours,omitempty"`
-	AuditPeer *Overlap `json:"audit_peer,omitempty"`
+	AuditOurs *OverlapTotals `json:"audit_ours,omitempty"`
+	AuditPeer *OverlapTotals `json:"audit_peer,omitempty"`
 }
 
 // Report is the whole run; it is what bench-results.json holds.
@@ -171,7 +171,7 @@ func (r *Report) Build() {
 			o = &r.Overlap.Peer
 		}
 		if *o == nil {
-			*o = &Overlap{ByReceiver: map[string]float64{}}
+			*o = &OverlapTotals{ByReceiver: map[string]float64{}}
 		}
 		(*o).Add(c.Overlap)
 		if c.AuditOverlap != nil {
@@ -180,7 +180,7 @@ func (r *Report) Build() {
 				a = &r.Overlap.AuditPeer
 			}
 			if *a == nil {
-				*a = &Overlap{ByReceiver: map[string]float64{}}
+				*a = &OverlapTotals{ByReceiver: map[string]float64{}}
 			}
 			(*a).Add(*c.AuditOverlap)
 		}
@@ -269,7 +269,7 @@ func (r *Report) rows() [][]string {
 
 func (r *Report) overlapRows() [][]string {
 	out := [][]string{{"P3 overlap (all trials and fleet starts)", "impl", "seconds", "episodes", "longest", "max replicas at once", "by receiver"}}
-	row := func(name string, o *Overlap, audit bool) {
+	row := func(name string, o *OverlapTotals, outside bool) {
 		if o == nil {
 			return
 		}
@@ -278,8 +278,8 @@ func (r *Report) overlapRows() [][]string {
 			by = append(by, fmt.Sprintf("%s %.3fs", k, v))
 		}
 		sort.Strings(by)
-		if audit {
-			by = append(by, fmt.Sprintf("%d batches exported while another replica was active", o.ExportWindows))
+		if outside {
+			by = append(by, o.OutsideKinds())
 		}
 		out = append(out, []string{"", name, fmt.Sprintf("%.3fs", o.Seconds), fmt.Sprint(o.Episodes),
 			fmt.Sprintf("%.3fs", o.LongestSeconds), fmt.Sprint(o.MaxConcurrent), strings.Join(by, ", ")})

@@ -78,27 +78,27 @@ type Trial struct {
 
 // ConfigResult is what one configuration measured.
 type ConfigResult struct {
-	Impl           string     `json:"impl"`
-	Replicas       int        `json:"replicas"`
-	StartupSeconds float64    `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
-	Graceful       []Trial    `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
-	Crash          []Trial    `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
-	GracefulGap    Summary    `json:"p1_gap_seconds"`       // of Graceful: handover gap
-	CrashGap       Summary    `json:"p2_gap_seconds"`       // of Crash: failover gap
-	Overlap        Overlap    `json:"overlap"`
-	Intervals      []Interval `json:"intervals"`
+	Impl           string        `json:"impl"`
+	Replicas       int           `json:"replicas"`
+	StartupSeconds float64       `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
+	Graceful       []Trial       `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
+	Crash          []Trial       `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
+	GracefulGap    Summary       `json:"p1_gap_seconds"`       // of Graceful: handover gap
+	CrashGap       Summary       `json:"p2_gap_seconds"`       // of Crash: failover gap
+	Overlap        OverlapTotals `json:"overlap"`
+	Intervals      []Interval    `json:"intervals"`
 	// AuditOverlap is Overlap measured from outside (OutsideOverlap), from
 	// AuditIntervals.
-	AuditOverlap   *Overlap   `json:"audit_overlap,omitempty"`
-	AuditIntervals []Interval `json:"audit_intervals,omitempty"`
-	Resources      *Resources `json:"resources,omitempty"`
-	Requests       *Requests  `json:"p4_requests,omitempty"`
-	Notes          []string   `json:"notes,omitempty"`
-	Error          string     `json:"error,omitempty"`
-	WallSeconds    float64    `json:"wall_seconds"`
-	Dir            string     `json:"dir"`
-	LoadStart      string     `json:"loadavg_start"` // /proc/loadavg: other load on the machine
-	LoadEnd        string     `json:"loadavg_end"`
+	AuditOverlap   *OverlapTotals `json:"audit_overlap,omitempty"`
+	AuditIntervals []Interval     `json:"audit_intervals,omitempty"`
+	Resources      *Resources     `json:"resources,omitempty"`
+	Requests       *Requests      `json:"p4_requests,omitempty"`
+	Notes          []string       `json:"notes,omitempty"`
+	Error          string         `json:"error,omitempty"`
+	WallSeconds    float64        `json:"wall_seconds"`
+	Dir            string         `json:"dir"`
+	LoadStart      string         `json:"loadavg_start"` // /proc/loadavg: other load on the machine
+	LoadEnd        string         `json:"loadavg_end"`
 }
 
 // Resources is a standby's footprint against the leader's (the report's P5).

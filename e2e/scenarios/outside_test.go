@@ -17,12 +17,15 @@ import (
 // kube-apiserver's audit log shows of its ServiceAccount's requests other
 // than the Lease's (from received to complete; a watch for as long as it
 // stayed open), and the batches it exported; no two replicas may have been
-// active at the same time (audit.Overlaps: API against API, and any
-// export window of one replica entirely inside another's API activity). It
+// active at the same time, by the categories of audit.Overlaps: a request
+// begun during another replica's activity, a closing tail longer than
+// audit.TailBound, a batch exported during another replica's activity. It
 // logs every replica's activity relative to the scenario's start, and the
-// overlap. The client-go candidates of a mixed fleet (scenario.cg) count
-// like replicas (their Pod lists are their activity). It also checks that every group span the logs show left a trace in
-// the audit log, so that an empty audit log cannot pass for no overlap.
+// overlaps (closing tails within the bound too). The client-go candidates
+// of a mixed fleet (scenario.cg) count like replicas (their Pod lists are
+// their activity). It also checks that every group span the logs show left
+// a trace in the audit log, so that an empty audit log cannot pass for no
+// overlap.
 func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 	t := s.t
 	// Every replica has exited, so its connections are closed: wait (a
@@ -57,11 +60,12 @@ func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 	var rs []audit.Replica
 	for _, a := range actors {
 		user := cluster.ServiceAccountUser(s.ns, a.sa)
-		ar := audit.Replica{Name: a.name, API: audit.Activity(reqs, user, exits, end), Exports: a.exports}
+		ar := audit.Replica{Name: a.name, Requests: audit.RequestIntervals(reqs, user, exits, end), Exports: a.exports}
 		rs = append(rs, ar)
+		act := ar.Activity()
 		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
 			a.name, user, countUser(reqs, user, false), countUser(reqs, user, true), len(ar.Exports),
-			len(ar.API), displayGap, s.relIntervals(coalesce(ar.API, displayGap)), s.relTimes(ar.Exports))
+			len(act), displayGap, s.relIntervals(coalesce(act, displayGap)), s.relTimes(ar.Exports))
 		for _, gs := range spans {
 			if gs.Replica != a.name {
 				continue
@@ -71,7 +75,7 @@ func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 				spanEnd = end
 			}
 			seen := false
-			for _, iv := range ar.API {
+			for _, iv := range act {
 				if !iv.End.Before(gs.Start.Add(-10*time.Second)) && !iv.Start.After(spanEnd) {
 					seen = true
 				}
@@ -80,31 +84,38 @@ func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
 		}
 	}
 	overlaps := audit.Overlaps(rs, fleet.ExportSlack)
-	exportOverlaps := 0
+	counted := audit.Counted(overlaps)
+	kinds := map[audit.Kind]int{}
+	var tails int
+	var longestTail time.Duration
 	for _, o := range overlaps {
-		if o.Export {
-			exportOverlaps++
+		if o.Counts() {
+			kinds[o.Kind]++
+		} else {
+			tails++
+			longestTail = max(longestTail, o.TailLength())
 		}
 	}
 	closest := "none (fewer than two replicas active)"
 	if gap, a, b, ok := closestApproach(rs); ok {
 		closest = fmt.Sprintf("%d ms (%s's activity, then %s's)", gap.Milliseconds(), a, b)
 	}
-	t.Logf("outside: overlap of group activity %d ms (API), %d export windows inside another replica's API activity; closest approach of two replicas' API activity %s",
-		audit.APIOverlap(overlaps).Milliseconds(), exportOverlaps, closest)
+	t.Logf("outside: overlap of group activity %d ms (API); overlaps: %d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %s (longest %s); closest approach of two replicas' API activity %s",
+		audit.APIOverlap(overlaps).Milliseconds(), kinds[audit.Begun], kinds[audit.Tail], audit.TailBound, kinds[audit.Export],
+		tails, audit.TailBound, longestTail, closest)
 	if s.overlapExpected {
 		assert.Positive(t, audit.APIOverlap(overlaps), "the audit log shows two groups active at once")
-		for _, o := range overlaps {
+		for _, o := range counted {
 			t.Logf("outside: overlap, as expected: %s", o)
 		}
 		return
 	}
-	if len(overlaps) > 0 {
+	if len(counted) > 0 {
 		var msgs []string
-		for _, o := range overlaps {
+		for _, o := range counted {
 			msgs = append(msgs, fmt.Sprintf("%s (relative: %s and %s)", o, s.relIntervals([]audit.Interval{o.AInterval}), s.relIntervals([]audit.Interval{o.BInterval})))
 		}
-		assert.Fail(t, "overlap from outside: two replicas' groups active at once (audit log, exports)", strings.Join(msgs, "\n"))
+		assert.Fail(t, "overlap from outside (audit log, exports): two replicas active at once", strings.Join(msgs, "\n"))
 	}
 }
 
@@ -125,17 +136,17 @@ func coalesce(ivs []audit.Interval, gap time.Duration) []audit.Interval {
 	return out
 }
 
-// closestApproach is the shortest time from the end of an API interval of
-// one replica to the start of one of another (meaningful when they do not
-// overlap): how close the handovers came, seen from outside.
+// closestApproach is the shortest time from the end of an interval of
+// one replica's activity to the start of one of another's (meaningful when
+// they do not overlap): how close the handovers came, seen from outside.
 func closestApproach(rs []audit.Replica) (gap time.Duration, a, b string, ok bool) {
 	for _, x := range rs {
 		for _, y := range rs {
 			if x.Name == y.Name {
 				continue
 			}
-			for _, i := range x.API {
-				for _, j := range y.API {
+			for _, i := range x.Activity() {
+				for _, j := range y.Activity() {
 					if d := j.Start.Sub(i.End); d >= 0 && (!ok || d < gap) {
 						gap, a, b, ok = d, x.Name, y.Name, true
 					}

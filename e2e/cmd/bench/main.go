@@ -337,7 +337,7 @@ func run(ctx context.Context, o options) (err error) {
 			})
 			say("[%s N=%d] done in %.0fs: overlap %.3fs in %d episodes; load average %s", name, c.n, res.WallSeconds, res.Overlap.Seconds, res.Overlap.Episodes, res.LoadEnd)
 			if a := res.AuditOverlap; a != nil {
-				say("[%s N=%d] from outside (audit log): overlap %.3fs in %d episodes, %d batches exported while another replica was active", name, c.n, a.Seconds, a.Episodes, a.ExportWindows)
+				say("[%s N=%d] from outside (audit log): overlap %.3fs in %d episodes; %s", name, c.n, a.Seconds, a.Episodes, a.OutsideKinds())
 			}
 			report.Configs = append(report.Configs, res)
 			if err := write(); err != nil { // partial results survive an interrupt
@@ -362,8 +362,8 @@ func run(ctx context.Context, o options) (err error) {
 	if report.Overlap.Ours != nil && report.Overlap.Ours.Seconds > 0 {
 		problems = append(problems, fmt.Sprintf("ours: two groups ran at once for %.3fs (must be 0)", report.Overlap.Ours.Seconds))
 	}
-	if a := report.Overlap.AuditOurs; a != nil && (a.Seconds > 0 || a.ExportWindows > 0) {
-		problems = append(problems, fmt.Sprintf("ours, from the audit log: two groups active at once for %.3fs, %d batches exported while another replica was active (must be 0)", a.Seconds, a.ExportWindows))
+	if a := report.Overlap.AuditOurs; a != nil && (a.Seconds > 0 || len(a.ByKind) > 0) {
+		problems = append(problems, fmt.Sprintf("ours, from the audit log: two groups active at once for %.3fs; %s (must be none)", a.Seconds, a.OutsideKinds()))
 	}
 	if ctx.Err() != nil {
 		problems = append(problems, "interrupted")
