@@ -196,6 +196,8 @@ type runningGroup struct {
 	stopped chan struct{} // closed when every instance stop began with has stopped
 
 	lockType func(component.Type) (unlock func()) // processLeases.lockType
+
+	fences *fences // the instances' data paths (fence.go)
 }
 
 // start builds fresh instances of every member (receivers cannot be started
@@ -203,8 +205,9 @@ type runningGroup struct {
 // closed when all have started or one failed (Err). It is all or nothing:
 // after a failure, or at any moment, stop shuts down every instance whose
 // Start was called, including one whose Start has not returned yet.
-func (g *group) start(host component.Host, report func(*componentstatus.Event)) *runningGroup {
-	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{}), lockType: g.process.lockType}
+// dropped is told of data a member sends after it stopped (fence.go).
+func (g *group) start(host component.Host, report func(*componentstatus.Event), dropped dropFunc) *runningGroup {
+	rg := &runningGroup{done: make(chan struct{}), stopped: make(chan struct{}), lockType: g.process.lockType, fences: newFences(dropped)}
 	sub := &subHost{Host: host, report: report}
 	go func() {
 		defer close(rg.done)
@@ -221,8 +224,9 @@ func (g *group) startAll(rg *runningGroup, sub *subHost) error {
 		}
 		set := g.memberSettings(m)
 		for _, s := range m.signals {
+			fc := rg.fences.add(m.key)
 			in, err := rg.add(m.key, m.factory.Type(), func(ctx context.Context) (component.Component, error) {
-				return g.create(ctx, set, c, m.factory, s)
+				return fc.component(g.create(ctx, set, c, m.factory, s, fc.consumers(g.consumers)))
 			})
 			switch {
 			case errors.Is(err, errAborted):
@@ -255,18 +259,18 @@ func (g *group) memberSettings(m member) receiver.Settings {
 	return set
 }
 
-func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+func (g *group) create(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal, cons consumers) (component.Component, error) {
 	defer g.process.lockType(f.Type())()
 	switch s {
 	case pipeline.SignalMetrics:
-		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
+		return f.CreateMetrics(ctx, set, c, cons.metrics)
 	case pipeline.SignalLogs:
-		return f.CreateLogs(ctx, set, c, g.consumers.logs)
+		return f.CreateLogs(ctx, set, c, cons.logs)
 	case pipeline.SignalTraces:
-		return f.CreateTraces(ctx, set, c, g.consumers.traces)
+		return f.CreateTraces(ctx, set, c, cons.traces)
 	case xpipeline.SignalProfiles:
 		if xf, ok := f.(xreceiver.Factory); ok {
-			return xf.CreateProfiles(ctx, set, c, g.consumers.profiles)
+			return xf.CreateProfiles(ctx, set, c, cons.profiles)
 		}
 	}
 	return nil, pipeline.ErrSignalNotSupported
@@ -342,6 +346,9 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // and is shut down when its Start returns. A started instance's context is
 // cancelled after its Shutdown, as a backstop for work it left on it.
 func (rg *runningGroup) stop(ctx context.Context) error {
+	// An instance's data path closes when its Shutdown returns, every one at
+	// the latest when stop returns, by ctx's deadline (fence.go).
+	defer rg.fences.closeAll()
 	rg.mu.Lock()
 	rg.aborted = true
 	instances := slices.Clone(rg.instances)

@@ -187,7 +187,7 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()})
 		require.NoError(t, err)
 		g.process = newProcessLeases() // its locks live in the bubble
-		rg := g.start(host, func(*componentstatus.Event) {})
+		rg := g.start(host, func(*componentstatus.Event) {}, nil)
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)

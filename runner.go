@@ -283,7 +283,7 @@ func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot 
 // if either ends first, the members already started are stopped.
 func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *leaseSlot) outcome {
 	won := time.Now()
-	rg := g.start(r.host, r.reportFromMember)
+	rg := g.start(r.host, r.reportFromMember, r.droppedAfterStop)
 	var reason string
 	var startErr error
 	select {
