@@ -192,6 +192,7 @@ type runningGroup struct {
 	instances []*instance // every instance whose Start was called
 	aborted   bool        // stop was called: start no more instances
 	stopping  []bool      // by instance: its Shutdown has not returned yet (once stop began)
+	waiting   []bool      // by instance: its stop waits for its type's lock
 
 	// abortCtx is cancelled when stop begins: a create waiting for its
 	// type's lock gives up.
@@ -202,6 +203,8 @@ type runningGroup struct {
 	err  error         // why the start failed; read after done
 
 	stopped chan struct{} // closed when every instance stop began with has stopped
+
+	fences *fences // the instances' data paths (fence.go)
 }
 
 // memberReport is how a member's status report reaches the runner: the
@@ -213,12 +216,13 @@ type memberReport func(key string, ev *componentstatus.Event)
 // closed when all have started or one failed (Err). It is all or nothing:
 // after a failure, or at any moment, stop shuts down every instance whose
 // Start was called, including one whose Start has not returned yet. Each
-// member reports its status through report, under its own key.
-func (g *group) start(host component.Host, report memberReport) *runningGroup {
+// member reports its status through report, under its own key; dropped is
+// told of data a member sends after it stopped (fence.go).
+func (g *group) start(host component.Host, report memberReport, dropped dropFunc) *runningGroup {
 	abortCtx, abort := context.WithCancel(context.Background())
 	rg := &runningGroup{
 		process: g.process, abortCtx: abortCtx, abort: abort,
-		done: make(chan struct{}), stopped: make(chan struct{}),
+		done: make(chan struct{}), stopped: make(chan struct{}), fences: newFences(dropped),
 	}
 	go func() {
 		defer close(rg.done)
@@ -236,8 +240,9 @@ func (g *group) startAll(rg *runningGroup, host component.Host, report memberRep
 		set := g.memberSettings(m)
 		sub := &subHost{Host: host, report: func(ev *componentstatus.Event) { report(m.key, ev) }}
 		for _, s := range m.signals {
+			fc := rg.fences.add(m.key)
 			in, err := rg.add(m.key, m.factory.Type(), set.ID.String(), func(ctx context.Context) (component.Component, error) {
-				return g.create(rg.abortCtx, ctx, set, c, m.factory, s)
+				return fc.component(g.create(rg.abortCtx, ctx, set, c, m.factory, s, fc.consumers(g.consumers)))
 			})
 			switch {
 			case errors.Is(err, errAborted):
@@ -273,7 +278,7 @@ func (g *group) memberSettings(m member) receiver.Settings {
 // create creates one instance, under its type's lock until the type is known
 // to keep no shared state (processLeases.lockType); lockCtx bounds the wait
 // for that lock.
-func (g *group) create(lockCtx, ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+func (g *group) create(lockCtx, ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal, cons consumers) (component.Component, error) {
 	if g.process.createNeedsLock(f.Type()) {
 		unlock, err := g.process.lockType(lockCtx, f.Type(), set.ID.String())
 		if err != nil {
@@ -281,24 +286,24 @@ func (g *group) create(lockCtx, ctx context.Context, set receiver.Settings, c co
 		}
 		defer unlock()
 	}
-	comp, err := g.createUnlocked(ctx, set, c, f, s)
+	comp, err := createUnlocked(ctx, set, c, f, s, cons)
 	if err == nil {
 		g.process.learn(f.Type(), comp)
 	}
 	return comp, err
 }
 
-func (g *group) createUnlocked(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal) (component.Component, error) {
+func createUnlocked(ctx context.Context, set receiver.Settings, c component.Config, f receiver.Factory, s pipeline.Signal, cons consumers) (component.Component, error) {
 	switch s {
 	case pipeline.SignalMetrics:
-		return f.CreateMetrics(ctx, set, c, g.consumers.metrics)
+		return f.CreateMetrics(ctx, set, c, cons.metrics)
 	case pipeline.SignalLogs:
-		return f.CreateLogs(ctx, set, c, g.consumers.logs)
+		return f.CreateLogs(ctx, set, c, cons.logs)
 	case pipeline.SignalTraces:
-		return f.CreateTraces(ctx, set, c, g.consumers.traces)
+		return f.CreateTraces(ctx, set, c, cons.traces)
 	case xpipeline.SignalProfiles:
 		if xf, ok := f.(xreceiver.Factory); ok {
-			return xf.CreateProfiles(ctx, set, c, g.consumers.profiles)
+			return xf.CreateProfiles(ctx, set, c, cons.profiles)
 		}
 	}
 	return nil, pipeline.ErrSignalNotSupported
@@ -390,10 +395,14 @@ func (e *errNotStopped) Unwrap() error { return e.err }
 // A started instance's context is cancelled after its Shutdown, as a backstop
 // for work it left on it.
 func (rg *runningGroup) stop(ctx context.Context) error {
+	// An instance's data path closes when its Shutdown returns, every one at
+	// the latest when stop returns, by ctx's deadline (fence.go).
+	defer rg.fences.closeAll()
 	rg.mu.Lock()
 	rg.aborted = true
 	instances := slices.Clone(rg.instances)
 	rg.stopping = make([]bool, len(instances))
+	rg.waiting = make([]bool, len(instances))
 	for i := range rg.stopping {
 		rg.stopping[i] = true
 	}
@@ -401,11 +410,6 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 	rg.abort()
 
 	errs := make([]error, len(instances)) // guarded by rg.mu
-	setErr := func(i int, err error) {
-		rg.mu.Lock()
-		defer rg.mu.Unlock()
-		errs[i] = err
-	}
 	stopOne := func(i int) {
 		in := instances[i]
 		defer in.cancel()
@@ -415,13 +419,14 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 			in.cancel() // a Start that waits on it gives up
 			<-in.started
 		}
+		rg.setWaiting(i, true)
 		unlock, err := rg.lockIfShared(ctx, in.typ, in.who, in.comp)
 		if err != nil {
 			// Named in the error of the stop, which ctx has ended; the
 			// instance still stops once it has the lock.
-			setErr(i, fmt.Errorf("receivers::%s: %w", in.key, err))
 			unlock, _ = rg.lockIfShared(context.Background(), in.typ, in.who, in.comp)
 		}
+		rg.setWaiting(i, false)
 		defer unlock()
 		err = in.comp.Shutdown(ctx)
 		rg.mu.Lock()
@@ -450,8 +455,28 @@ func (rg *runningGroup) stop(ctx context.Context) error {
 			<-rg.stopped
 			return joined()
 		}
-		return &errNotStopped{keys: hung, err: joined(ctx.Err())}
+		return &errNotStopped{keys: hung, err: joined(append(rg.lockWaits(), ctx.Err())...)}
 	}
+}
+
+func (rg *runningGroup) setWaiting(i int, waiting bool) {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	rg.waiting[i] = waiting
+}
+
+// lockWaits names, for the instances whose stop waits for their type's lock,
+// who holds it.
+func (rg *runningGroup) lockWaits() []error {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	var errs []error
+	for i, in := range rg.instances {
+		if i < len(rg.waiting) && rg.waiting[i] {
+			errs = append(errs, fmt.Errorf("receivers::%s: waited for the lock of receiver type %s, held by %s", in.key, in.typ, rg.process.typeHolder(in.typ)))
+		}
+	}
+	return errs
 }
 
 // running names the members with an instance whose stop has begun and whose

@@ -190,7 +190,7 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		// Its locks live in the bubble.
 		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()}, newProcessLeases())
 		require.NoError(t, err)
-		rg := g.start(host, func(string, *componentstatus.Event) {})
+		rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)

@@ -146,6 +146,19 @@ func (p *processLeases) lockType(ctx context.Context, typ component.Type, who st
 	return func() { <-l.ch }, nil
 }
 
+// typeHolder names who holds, or last held, the lock of typ.
+func (p *processLeases) typeHolder(typ component.Type) string {
+	p.mu.Lock()
+	l := p.types[typ]
+	p.mu.Unlock()
+	if l == nil {
+		return "nobody"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder
+}
+
 // createNeedsLock reports whether creating an instance of typ must hold the
 // type's lock: until an instance of the type was seen to keep no shared state.
 func (p *processLeases) createNeedsLock(typ component.Type) bool {
@@ -168,6 +181,9 @@ func (p *processLeases) learn(typ component.Type, comp component.Component) {
 // in a process-wide map, as contrib's and core's internal/sharedcomponent
 // return: such a wrapper has an Unwrap method that returns the receiver.
 func wrapsShared(comp component.Component) bool {
+	if f, ok := comp.(*fencedComponent); ok {
+		comp = f.Component
+	}
 	m := reflect.ValueOf(comp).MethodByName("Unwrap")
 	return m.IsValid() && m.Type().NumIn() == 0 && m.Type().NumOut() == 1
 }

@@ -124,7 +124,7 @@ func TestSharedTypeLockWaitNamesTheHolder(t *testing.T) {
 			set.ID = component.MustNewIDWithName("leader_receiver_creator", block)
 			g, err := resolveGroup(testConfigFor("sharedstate"), host, set, consumers{metrics: nopSink()}, p)
 			require.NoError(t, err)
-			rg := g.start(host, func(string, *componentstatus.Event) {})
+			rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
 			<-rg.Done()
 			require.NoError(t, rg.Err())
 			return rg

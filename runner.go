@@ -301,7 +301,7 @@ const (
 func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *leaseSlot) outcome {
 	won := time.Now()
 	members := newTermMembers()
-	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) })
+	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) }, r.droppedAfterStop)
 	stopping := make(chan time.Time, 1)
 	go r.backstop(term, rg, stopping)
 

@@ -517,7 +517,8 @@ func TestShutdownWhileAMemberStartBlocks(t *testing.T) {
 }
 
 // 4. The acquiring write is applied at once, but its answer comes 9s (of the
-// 10s renew_deadline) late, and then the leader is cut off. The term is lost
+// 10s renew_deadline) late, and the leader is cut off before it arrives (else
+// the renew loop's last attempt before the deadline renews it). The term is lost
 // at renew_deadline after the write, not a retry period later, and the group
 // has until lease_duration after the write, not the margin from when the loss
 // was noticed: a group whose Shutdown takes 3.5s is down before the standby,
@@ -536,8 +537,8 @@ func TestLossNoticedLate(t *testing.T) {
 		require.Equal(t, "a", c.holder(t))
 		b := newReplica(t, c, "b", testConfigFor("testrcv"))
 		b.start(t) // sees a's write at once
-		waitFor(t, time.Minute, a.leading, "a does not lead")
 		a.fail.Store(true)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
 		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Lost) == 1 }, "a did not lose its term")
 		assert.LessOrEqual(t, time.Since(written), 10*time.Second, "the loss was noticed after renew_deadline")
 		waitFor(t, time.Minute, b.leading, "b did not take over")

@@ -70,6 +70,11 @@ const (
 	// established (e.g. the Role lacks list and watch on the Lease): the
 	// replica polls every retry_period until it can: field error.
 	WatchBroken = "cannot watch the lease; polling every retry_period"
+	// DataAfterStop is logged, once per term and sub-receiver, when a
+	// sub-receiver sent data after its Shutdown had returned (or after the
+	// group's stop deadline): its goroutines outlived it. The data is dropped
+	// and counted in leader_group_dropped_after_stop: fields receiver, signal.
+	DataAfterStop = "sub-receiver sent data after it stopped; dropped"
 )
 
 // Reasons of GroupStopped, Released and LeftToExpire; a lost term's reason is

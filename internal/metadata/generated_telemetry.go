@@ -23,15 +23,16 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                     metric.Meter
-	mu                        sync.Mutex
-	registrations             []metric.Registration
-	LeaderElectionAcquired    metric.Int64Counter
-	LeaderElectionIsLeader    metric.Int64Gauge
-	LeaderElectionLost        metric.Int64Counter
-	LeaderGroupMemberFailures metric.Int64Counter
-	LeaderGroupStartDuration  metric.Float64Histogram
-	LeaderGroupStartFailures  metric.Int64Counter
+	meter                       metric.Meter
+	mu                          sync.Mutex
+	registrations               []metric.Registration
+	LeaderElectionAcquired      metric.Int64Counter
+	LeaderElectionIsLeader      metric.Int64Gauge
+	LeaderElectionLost          metric.Int64Counter
+	LeaderGroupDroppedAfterStop metric.Int64Counter
+	LeaderGroupMemberFailures   metric.Int64Counter
+	LeaderGroupStartDuration    metric.Float64Histogram
+	LeaderGroupStartFailures    metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -81,9 +82,15 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{losses}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.LeaderGroupDroppedAfterStop, err = builder.meter.Int64Counter(
+		"otelcol_leader_group_dropped_after_stop",
+		metric.WithDescription("Number of items (metric data points, log records, spans, profiles) a sub-receiver of the group sent after its Shutdown had returned or after the group's stop deadline; they were dropped, not passed on. [Alpha]"),
+		metric.WithUnit("{items}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.LeaderGroupMemberFailures, err = builder.meter.Int64Counter(
 		"otelcol_leader_group_member_failures",
-		metric.WithDescription("Number of times a sub-receiver of the group reported a FatalError or PermanentError (each one that reaches a running term ends it and gives the Lease back). [Alpha]"),
+		metric.WithDescription("Number of times a sub-receiver of the group reported a FatalError or PermanentError. [Alpha]"),
 		metric.WithUnit("{failures}"),
 	)
 	errs = errors.Join(errs, err)

@@ -67,10 +67,26 @@ func AssertEqualLeaderElectionLost(t *testing.T, tt *componenttest.Telemetry, dp
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualLeaderGroupDroppedAfterStop(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_leader_group_dropped_after_stop",
+		Description: "Number of items (metric data points, log records, spans, profiles) a sub-receiver of the group sent after its Shutdown had returned or after the group's stop deadline; they were dropped, not passed on. [Alpha]",
+		Unit:        "{items}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_leader_group_dropped_after_stop")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualLeaderGroupMemberFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_leader_group_member_failures",
-		Description: "Number of times a sub-receiver of the group reported a FatalError or PermanentError (each one that reaches a running term ends it and gives the Lease back). [Alpha]",
+		Description: "Number of times a sub-receiver of the group reported a FatalError or PermanentError. [Alpha]",
 		Unit:        "{failures}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -22,6 +22,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.LeaderElectionAcquired.Add(context.Background(), 1)
 	tb.LeaderElectionIsLeader.Record(context.Background(), 1)
 	tb.LeaderElectionLost.Add(context.Background(), 1)
+	tb.LeaderGroupDroppedAfterStop.Add(context.Background(), 1)
 	tb.LeaderGroupMemberFailures.Add(context.Background(), 1)
 	tb.LeaderGroupStartDuration.Record(context.Background(), 1)
 	tb.LeaderGroupStartFailures.Add(context.Background(), 1)
@@ -32,6 +33,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualLeaderElectionLost(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualLeaderGroupDroppedAfterStop(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualLeaderGroupMemberFailures(t, testTel,
