@@ -14,8 +14,8 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 )
 
-// asyncErrs counts what reached the collector model's async error channel:
-// a reader that, like Run's loop, reads the first one and then no more.
+// firstFatal reads, as Run's loop does, the first error that reaches the
+// collector model's async error channel, and no more.
 func (m *collectorModel) firstFatal(t *testing.T) <-chan error {
 	t.Helper()
 	first := make(chan error, 1)
@@ -156,6 +156,7 @@ func TestOneFatalErrorPerProcess(t *testing.T) {
 		a2 := newReplica(t, c, "a2", cfg2)
 		a2.r.setProcess(a.r.process) // two blocks of one collector
 		m.drainInCleanup(t)
+		fatal := m.firstFatal(t) // Run's loop reads one, then shuts down
 		a.b.hang, a2.b.hang = make(chan struct{}), make(chan struct{})
 		require.NoError(t, a.r.Start(context.Background(), &collectorHost{testHost: a.host, m: m}))
 		require.NoError(t, a2.r.Start(context.Background(), &collectorHost{testHost: a2.host, m: m}))
@@ -168,5 +169,6 @@ func TestOneFatalErrorPerProcess(t *testing.T) {
 		assert.Equal(t, 1, a.logCount(logmsg.GroupNotStopped))
 		assert.Equal(t, 1, a2.logCount(logmsg.GroupNotStopped))
 		assert.Equal(t, 1, a.host.fatalCount()+a2.host.fatalCount(), "FatalErrors that reached the collector")
+		assert.ErrorContains(t, <-fatal, logmsg.GroupNotStopped)
 	})
 }
