@@ -331,8 +331,10 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *l
 		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
 			zap.String("reason", end.reason), zap.Error(stopErr))
 		err := fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr)
-		if end.kind == endShutdown {
-			// The collector is already exiting: it reads no FatalError now.
+		if end.kind == endShutdown || ctx.Err() != nil {
+			// The collector is already exiting (Shutdown has begun, whatever
+			// ended the term): it reads no FatalError now, and one sent
+			// would block its status reporting for ever.
 			r.notStopped = err
 		} else {
 			r.status.reportFatal(err)

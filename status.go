@@ -52,17 +52,28 @@ func newStatus(p *processLeases) *status {
 // addHost adds a pipeline instance's host and tells it the last status
 // reported, as the collector's sharedcomponent does: reported during its
 // Start, it takes the place of the StatusOK the collector reports after it.
+//
+// That report is one of the deliveries (deliver): sent beside a running
+// delivery, an older event could arrive after a newer one and stay.
 func (s *status) addHost(host component.Host) {
 	s.mu.Lock()
 	s.hosts = append(s.hosts, host)
 	last := s.last
-	if s.closed || s.fatal || s.process.fatalSent() {
-		last = nil
+	if last == nil || s.closed || s.fatal || s.process.fatalSent() {
+		s.mu.Unlock()
+		return
 	}
+	if s.delivering {
+		// The running delivery sends the latest event to every host, this
+		// one included.
+		s.version++
+		s.mu.Unlock()
+		return
+	}
+	s.delivering = true
 	s.mu.Unlock()
-	if last != nil {
-		componentstatus.ReportStatus(host, last)
-	}
+	componentstatus.ReportStatus(host, last)
+	go s.deliver() // what changed meanwhile, to every host
 }
 
 // close ends all status reporting.
