@@ -52,7 +52,11 @@ func clusterName(c *rest.Config) (string, error) {
 		}
 	}
 	sum := sha256.Sum256(ca)
-	server := strings.ToLower(u.Scheme+"://"+u.Host) + strings.TrimRight(u.Path, "/")
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443", "http": "80"}[u.Scheme])
+	}
+	server := strings.ToLower(u.Scheme+"://"+host) + strings.TrimRight(u.Path, "/")
 	return server + " ca:" + hex.EncodeToString(sum[:8]), nil
 }
 

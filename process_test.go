@@ -46,6 +46,10 @@ clusters:
   cluster: {server: "https://127.0.0.1:6443", certificate-authority-data: Q0EtMQ==}
 - name: one-again
   cluster: {server: "https://127.0.0.1:6443/", certificate-authority-data: Q0EtMQ==}
+- name: default-port
+  cluster: {server: "https://127.0.0.1", certificate-authority-data: Q0EtMQ==}
+- name: explicit-port
+  cluster: {server: "https://127.0.0.1:443", certificate-authority-data: Q0EtMQ==}
 - name: other-ca
   cluster: {server: "https://127.0.0.1:6443", certificate-authority-data: Q0EtMg==}
 - name: other-server
@@ -53,6 +57,8 @@ clusters:
 contexts:
 - {name: one, context: {cluster: one, user: me}}
 - {name: one-again, context: {cluster: one-again, user: me}}
+- {name: default-port, context: {cluster: default-port, user: me}}
+- {name: explicit-port, context: {cluster: explicit-port, user: me}}
 - {name: other-ca, context: {cluster: other-ca, user: me}}
 - {name: other-server, context: {cluster: other-server, user: me}}
 current-context: one
@@ -73,6 +79,8 @@ users:
 		return n
 	}
 	assert.Equal(t, name("one"), name("one-again"), "one server through two contexts")
+	assert.Equal(t, name("default-port"), name("explicit-port"), "https's default port")
+	assert.NotEqual(t, name("one"), name("default-port"))
 	assert.NotEqual(t, name("one"), name("other-ca"))
 	assert.NotEqual(t, name("one"), name("other-server"))
 	assert.Contains(t, name("one"), "https://127.0.0.1:6443")

@@ -233,6 +233,10 @@ func (r *runner) loop(ctx context.Context, el *elector.Elector, g *group, slot *
 		case <-ctx.Done():
 			return
 		}
+		if ctx.Err() != nil { // both were ready: shutting down, the slot unused
+			slot.free <- struct{}{}
+			return
+		}
 		out := r.serve(ctx, el, g, slot)
 		slot.free <- struct{}{}
 		switch out {

@@ -1139,3 +1139,42 @@ func TestHungStartTakesTheReplicaOut(t *testing.T) {
 		assert.Equal(t, 1, j.maxOverlap(), "two groups ran at once: %v", j.list())
 	})
 }
+
+// The term is lost and the stop begins; then SIGTERM: Run's loop has left
+// its select and calls our Shutdown, so nobody reads a FatalError any more.
+// The stop misses its deadline, and the group stops a moment later, before
+// the backstop fires. Before: the ending was a loss, not a shutdown, so the
+// loop reported a FatalError to a collector that was already shutting down:
+// the send blocks for ever (in the collector, holding the status reporter's
+// mutex, which its own shutdown needs for every component's Stopped) and
+// Shutdown returned nil. Now a block whose Shutdown has begun reports no
+// FatalError: Shutdown returns the error, as for a stop that began on
+// shutdown.
+func TestLossThenShutdownReportsNoFatalError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		m := newCollectorModel(t)
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		m.drainInCleanup(t)
+		a.b.hang = make(chan struct{})
+		require.NoError(t, a.r.Start(context.Background(), &collectorHost{testHost: a.host, m: m}))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+
+		a.fail.Store(true)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Lost) == 1 }, "a's term is not lost")
+		returned := make(chan error, 1)
+		go func() { returned <- a.r.Shutdown(context.Background()) }() // SIGTERM
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.GroupNotStopped) == 1 }, "the stop did not miss its deadline")
+		a.b.release() // the member stops within the exit budget: the backstop stays quiet
+		synctest.Wait()
+
+		assert.Zero(t, a.exitCode.Load())
+		assert.Zero(t, a.host.fatalCount(), "a FatalError was sent to a collector that was shutting down")
+		select {
+		case err := <-returned:
+			assert.ErrorContains(t, err, logmsg.GroupNotStopped)
+		default:
+			t.Error("Shutdown has not returned")
+		}
+	})
+}

@@ -3,6 +3,7 @@ package leaderreceivercreator
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -170,5 +171,54 @@ func TestOneFatalErrorPerProcess(t *testing.T) {
 		assert.Equal(t, 1, a2.logCount(logmsg.GroupNotStopped))
 		assert.Equal(t, 1, a.host.fatalCount()+a2.host.fatalCount(), "FatalErrors that reached the collector")
 		assert.ErrorContains(t, <-fatal, logmsg.GroupNotStopped)
+	})
+}
+
+// gatedHost is a pipeline instance's host whose first report waits at the
+// gate before it takes effect: the collector's status reporter takes its
+// mutex first, which another component's report may hold a moment.
+type gatedHost struct {
+	*testHost
+	gate  chan struct{}
+	first atomic.Bool
+}
+
+func (h *gatedHost) Report(ev *componentstatus.Event) {
+	if h.first.CompareAndSwap(false, true) {
+		<-h.gate
+	}
+	h.testHost.Report(ev)
+}
+
+// A block in a metrics and a logs pipeline; the logs instance starts while
+// the Lease is unreachable, and the Lease becomes reachable while addHost's
+// report of the last status (unreachable) is on its way. Before: addHost sent
+// the event it had read under the lock on its own, beside the delivery
+// goroutine, which meanwhile delivered the newer OK to both hosts: the stale
+// RecoverableError arrived last and stayed the logs instance's status for as
+// long as nothing changed. Now addHost's report and the deliveries are one
+// sequence: the newest event arrives last at every host.
+func TestStatusOfALaterPipelineInstanceIsNeverStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.fail.Store(true)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus() != nil }, "no status")
+		require.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+
+		logsHost := &gatedHost{testHost: &testHost{factories: a.host.factories}, gate: make(chan struct{})}
+		started := make(chan error, 1)
+		go func() { started <- a.r.Start(context.Background(), logsHost) }()
+		synctest.Wait() // addHost's report waits at the gate
+		a.fail.Store(false)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		close(logsHost.gate)
+		require.NoError(t, <-started)
+		synctest.Wait()
+
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		require.NotNil(t, logsHost.lastStatus())
+		assert.Equal(t, componentstatus.StatusOK, logsHost.lastStatus().Status(), "the logs instance kept a stale status")
 	})
 }
