@@ -287,15 +287,16 @@ func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot 
 type ending struct {
 	kind   endKind
 	reason string // for the log lines: logmsg.Reason...
-	err    error  // endFailed: the failed start or the member's failure
+	err    error  // endStartFailed, endMemberFailed: why
 }
 
 type endKind int
 
 const (
-	endLost     endKind = iota // the term ended by itself
-	endShutdown                // the block is shut down
-	endFailed                  // the start failed or timed out, or a member failed: give the Lease back
+	endLost         endKind = iota // the term ended by itself
+	endShutdown                    // the block is shut down
+	endStartFailed                 // the start failed or timed out: give the Lease back
+	endMemberFailed                // a member of the started group failed: give the Lease back
 )
 
 // lead runs the group for one term and stops it by the term's deadline. The
@@ -348,7 +349,7 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *l
 
 	// 4. The group is down: hand the Lease on as the ending asks.
 	switch end.kind {
-	case endFailed:
+	case endStartFailed, endMemberFailed:
 		r.groupFailed(g, term, end, stopErr)
 		return backOff
 	case endShutdown:
@@ -373,7 +374,12 @@ func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg
 		select {
 		case <-started:
 			if err := rg.Err(); err != nil {
-				return ending{kind: endFailed, reason: logmsg.ReasonStartFailed, err: err}
+				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: err}
+			}
+			select {
+			case f := <-members.failed: // reported during the start
+				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: f}
+			default:
 			}
 			started = nil
 			startTimer.Stop()
@@ -385,10 +391,16 @@ func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg
 			r.logger.Info(logmsg.GroupStarted, zap.Strings("receivers", g.keys()), zap.Duration("since_acquired", time.Since(won)))
 		case <-startTimer.C:
 			err := fmt.Errorf("start_timeout: the group had not started after %s", r.cfg.StartTimeout)
-			return ending{kind: endFailed, reason: logmsg.ReasonStartFailed, err: err}
+			return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: err}
 		case f := <-members.failed:
+			if started != nil {
+				// Before the group is up it is a failed start (otlp reports
+				// a port it cannot serve as a FatalError, and its Start may
+				// return the same error): one line, GroupStartFailed.
+				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: f}
+			}
 			r.logger.Error(logmsg.MemberFailed, zap.String("receiver", f.key), zap.Error(f.err))
-			return ending{kind: endFailed, reason: logmsg.ReasonMemberFailed, err: f}
+			return ending{kind: endMemberFailed, reason: logmsg.ReasonMemberFailed, err: f}
 		case <-term.Lost():
 			r.emit(func() { r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs) })
 			r.logger.Warn(logmsg.Lost, zap.Error(term.Err()))
@@ -467,10 +479,9 @@ func (r *runner) release(ctx context.Context, term *elector.Term, reason string)
 // gives the Lease back, whatever release_on_shutdown says: another replica
 // may be able to run the group.
 func (r *runner) groupFailed(g *group, term *elector.Term, end ending, stopErr error) {
-	var mf *memberFailure
-	if errors.As(end.err, &mf) {
+	if end.kind == endMemberFailed {
 		r.groupStopped(g, end.reason, stopErr)
-		r.status.setGroupErr(fmt.Errorf("sub-receiver %s failed: %w", mf.key, mf.err))
+		r.status.setGroupErr(end.err)
 	} else {
 		err := errors.Join(end.err, stopErr)
 		r.emit(func() { r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs) })

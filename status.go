@@ -3,6 +3,7 @@ package leaderreceivercreator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -249,11 +250,18 @@ func (t *termMembers) fail(f *memberFailure) {
 // memberFailure is a member's FatalError or PermanentError. It never reaches
 // the collector as it is: it ends the term like a failed start.
 type memberFailure struct {
-	key string
-	err error
+	key    string
+	status componentstatus.Status
+	err    error
 }
 
-func (f *memberFailure) Error() string { return "sub-receiver " + f.key + " failed: " + f.err.Error() }
+func (f *memberFailure) Error() string {
+	kind := "FatalError"
+	if f.status == componentstatus.StatusPermanentError {
+		kind = "PermanentError"
+	}
+	return fmt.Sprintf("receivers::%s: reported a %s: %v", f.key, kind, f.err)
+}
 
 func (f *memberFailure) Unwrap() error { return f.err }
 
@@ -271,7 +279,7 @@ func (r *runner) memberReport(members *termMembers, key string, ev *componentsta
 			r.logger.Info(logmsg.MemberFailedLate, zap.String("receiver", key), zap.Error(ev.Err()))
 			return
 		}
-		members.fail(&memberFailure{key: key, err: ev.Err()})
+		members.fail(&memberFailure{key: key, status: ev.Status(), err: ev.Err()})
 	default:
 		members.mu.Lock() // so that no report lands after the term's were forgotten
 		defer members.mu.Unlock()

@@ -77,7 +77,7 @@ func TestMemberFatalErrorEndsTheTermNotTheCollector(t *testing.T) {
 			last := h.lastStatus()
 			require.NotNil(t, last)
 			assert.Equal(t, componentstatus.StatusRecoverableError, last.Status())
-			assert.ErrorContains(t, last.Err(), "sub-receiver testrcv failed: failed to wait for caches to sync")
+			assert.ErrorContains(t, last.Err(), "receivers::testrcv: reported a FatalError: failed to wait for caches to sync")
 		}
 	})
 }
@@ -87,11 +87,32 @@ func TestMemberPermanentErrorEndsTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a.b.report = componentstatus.NewPermanentErrorEvent(errors.New("bad credentials"))
 		a.start(t)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		componentstatus.ReportStatus(a.b.lastHost(), componentstatus.NewPermanentErrorEvent(errors.New("bad credentials")))
 		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
 		assert.Equal(t, 1, a.logCount(logmsg.MemberFailed))
 		assert.Zero(t, a.logCount(logmsg.GroupStartFailed), "the start itself went well")
+		assert.ErrorContains(t, a.host.lastStatus().Err(), "receivers::testrcv: reported a PermanentError: bad credentials")
+		assert.NoError(t, a.host.fatalErr())
+	})
+}
+
+// A member that fails before the group is up (otlp reports a port it cannot
+// serve as a FatalError) makes a failed start: one GroupStartFailed line
+// that names it, the Lease given back.
+func TestMemberFailureDuringStartIsAFailedStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.report = componentstatus.NewFatalErrorEvent(errors.New("listen tcp: address already in use"))
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
+		require.Equal(t, 1, a.logCount(logmsg.GroupStartFailed))
+		assert.Contains(t, a.logs.FilterMessage(logmsg.GroupStartFailed).All()[0].ContextMap()["error"],
+			"receivers::testrcv: reported a FatalError: listen tcp: address already in use")
+		assert.Zero(t, a.logCount(logmsg.MemberFailed))
+		assert.Zero(t, a.logCount(logmsg.GroupStarted))
 		assert.NoError(t, a.host.fatalErr())
 	})
 }
