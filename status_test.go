@@ -10,9 +10,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
 // firstFatal reads, as Run's loop does, the first error that reaches the
@@ -242,4 +254,75 @@ func TestStatusOfALaterPipelineInstanceIsNeverStale(t *testing.T) {
 		require.NotNil(t, logsHost.lastStatus())
 		assert.Equal(t, componentstatus.StatusOK, logsHost.lastStatus().Status(), "the logs instance kept a stale status")
 	})
+}
+
+// In a real collector, with the block in a metrics and a logs pipeline: a
+// member's FatalError after the group started. Before: the runner passed it
+// to both pipeline instances; the collector took the first and shut down
+// (a cluster-level member's failure took the replica out), and the second
+// send blocked for ever. Now the collector keeps running; the term ends and
+// the Lease is given back.
+func TestCollectorSurvivesAMemberFatalError(t *testing.T) {
+	j := newJournal()
+	b := &behaviour{replica: "a", journal: j}
+	core, logs := observer.New(zap.InfoLevel)
+	factories := func() (otelcol.Factories, error) {
+		return otelcol.Factories{
+			Receivers: map[component.Type]receiver.Factory{
+				metadata.Type: NewFactory(),
+				testType:      testFactory(testType, b),
+			},
+			Exporters: map[component.Type]exporter.Factory{exportertest.NopType: exportertest.NewNopFactory()},
+			Telemetry: otelconftelemetry.NewFactory(),
+		}, nil
+	}
+	config := `yaml:
+receivers:
+  leader_receiver_creator:
+    auth_type: none
+    leader_election: {lease_name: lease, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
+    receivers: {testrcv: {}}
+exporters:
+  nop:
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
+    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
+`
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo:      component.NewDefaultBuildInfo(),
+		Factories:      factories,
+		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs:              []string{config},
+			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
+		}},
+	})
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- col.Run(context.Background()) }()
+	require.Eventually(t, func() bool { return j.runningCount("a") > 0 }, time.Minute, 10*time.Millisecond, "the group did not start")
+
+	// From a goroutine of the member's own, as k8s_cluster's cache sync does.
+	go componentstatus.ReportStatus(b.lastHost(), componentstatus.NewFatalErrorEvent(errors.New("failed to start receiver")))
+	require.Eventually(t, func() bool { return logs.FilterMessage(logmsg.Released).Len() >= 1 }, time.Minute, 10*time.Millisecond,
+		"the Lease was not given back; logs: %v", logs.All())
+	require.Equal(t, 1, logs.FilterMessage(logmsg.MemberFailed).Len())
+	assert.Zero(t, logs.FilterMessage("Asynchronous error received, terminating process").Len())
+	require.Eventually(t, func() bool { return logs.FilterMessage(logmsg.Acquired).Len() >= 2 }, time.Minute, 10*time.Millisecond,
+		"the replica did not lead again after its back-off")
+	select {
+	case err := <-ran:
+		t.Fatalf("the collector exited on a member's FatalError: %v", err)
+	default:
+	}
+	assert.Equal(t, otelcol.StateRunning, col.GetState())
+	col.Shutdown()
+	select {
+	case err := <-ran:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("the collector did not shut down")
+	}
 }
