@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,12 +16,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -649,4 +658,52 @@ func (h *collectorHost) Report(ev *componentstatus.Event) {
 	if ev.Status() == componentstatus.StatusFatalError {
 		h.m.asyncErr <- ev.Err() // graph.Host.NotifyComponentStatusChange
 	}
+}
+
+// realCollector runs a real collector (otelcol v0.145.0) whose one block of
+// leader_receiver_creator, with the given sub-receiver types and members
+// (receivers, as YAML flow), sits in a metrics and a logs pipeline and
+// talks to a fake API server (auth_type none: lifecycle_test's fallback).
+// The Lease is named after the test: the process's slots (thisProcess)
+// outlive a test, and a group that did not stop takes its Lease's slot out.
+// It returns the collector, what Run returned once it did, and its logs.
+func realCollector(t *testing.T, subs map[component.Type]receiver.Factory, members string) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.InfoLevel)
+	factories := func() (otelcol.Factories, error) {
+		receivers := map[component.Type]receiver.Factory{metadata.Type: NewFactory()}
+		maps.Copy(receivers, subs)
+		return otelcol.Factories{
+			Receivers: receivers,
+			Exporters: map[component.Type]exporter.Factory{exportertest.NopType: exportertest.NewNopFactory()},
+			Telemetry: otelconftelemetry.NewFactory(),
+		}, nil
+	}
+	config := `yaml:
+receivers:
+  leader_receiver_creator:
+    auth_type: none
+    leader_election: {lease_name: ` + strings.ToLower(t.Name()) + `, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
+    receivers: ` + members + `
+exporters:
+  nop:
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
+    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
+`
+	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
+		BuildInfo:      component.NewDefaultBuildInfo(),
+		Factories:      factories,
+		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			URIs:              []string{config},
+			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
+		}},
+	})
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	go func() { ran <- col.Run(context.Background()) }()
+	return col, ran, logs
 }

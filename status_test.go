@@ -12,19 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
-	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/receiver"
-	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
-	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
 // firstFatal reads, as Run's loop does, the first error that reaches the
@@ -265,43 +256,7 @@ func TestStatusOfALaterPipelineInstanceIsNeverStale(t *testing.T) {
 func TestCollectorSurvivesAMemberFatalError(t *testing.T) {
 	j := newJournal()
 	b := &behaviour{replica: "a", journal: j}
-	core, logs := observer.New(zap.InfoLevel)
-	factories := func() (otelcol.Factories, error) {
-		return otelcol.Factories{
-			Receivers: map[component.Type]receiver.Factory{
-				metadata.Type: NewFactory(),
-				testType:      testFactory(testType, b),
-			},
-			Exporters: map[component.Type]exporter.Factory{exportertest.NopType: exportertest.NewNopFactory()},
-			Telemetry: otelconftelemetry.NewFactory(),
-		}, nil
-	}
-	config := `yaml:
-receivers:
-  leader_receiver_creator:
-    auth_type: none
-    leader_election: {lease_name: lease, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
-    receivers: {testrcv: {}}
-exporters:
-  nop:
-service:
-  telemetry: {metrics: {level: none}}
-  pipelines:
-    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
-    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
-`
-	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
-		BuildInfo:      component.NewDefaultBuildInfo(),
-		Factories:      factories,
-		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
-		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:              []string{config},
-			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
-		}},
-	})
-	require.NoError(t, err)
-	ran := make(chan error, 1)
-	go func() { ran <- col.Run(context.Background()) }()
+	col, ran, logs := realCollector(t, map[component.Type]receiver.Factory{testType: testFactory(testType, b)}, "{testrcv: {}}")
 	require.Eventually(t, func() bool { return j.runningCount("a") > 0 }, time.Minute, 10*time.Millisecond, "the group did not start")
 
 	// From a goroutine of the member's own, as k8s_cluster's cache sync does.
