@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks unit generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks unit stress generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -32,6 +32,12 @@ checks:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+SEEDS ?= 100
+
+## stress: the randomized simulation (simulation_test.go) over SEEDS seeds; a failing seed prints how to replay it
+stress:
+	SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run '^TestSimulationNeverRunsTwoGroups$$' .
 
 vet:
 	$(GO) vet ./...

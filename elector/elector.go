@@ -152,8 +152,13 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 			// The record is this candidate's: the next attempt renews it.
 			continue
 		case a.won:
+			// Read before the term starts: its first renewal may come at
+			// once (a late answer) and hold e.mu while it waits for the API.
+			e.mu.Lock()
+			created := e.created
+			e.mu.Unlock()
 			term := e.startTerm(a.at, w)
-			if e.waitOutDeletedHolder(ctx, term) {
+			if e.waitOutDeletedHolder(ctx, term, created) {
 				return term, nil
 			}
 			if ctx.Err() != nil {
@@ -170,7 +175,7 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 }
 
 // waitOutDeletedHolder holds a term, renewing it, until lease_duration after
-// this candidate last created the Lease, before handing it to the caller; a
+// this candidate last created the Lease (created), before handing it to the caller; a
 // term won later by renewing the record it created (after it lost the first
 // one) waits just as long. No candidate can tell a Lease that never existed
 // from one deleted by hand under a holder that still runs its work; such a
@@ -180,10 +185,7 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 // creates the Lease, waits here like anyone.) It reports whether the term
 // is still held; if not, the term is ended. A term lost at the very moment
 // the wait ends is never handed out.
-func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term) bool {
-	e.mu.Lock()
-	created := e.created
-	e.mu.Unlock()
+func (e *Elector) waitOutDeletedHolder(ctx context.Context, term *Term, created time.Time) bool {
 	if wait := e.cfg.LeaseDuration - e.cfg.Clock.Since(created); wait > 0 {
 		select {
 		case <-e.cfg.Clock.After(wait):
