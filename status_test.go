@@ -53,7 +53,7 @@ func TestMemberFatalErrorEndsTheTermNotTheCollector(t *testing.T) {
 		logsHost := &collectorHost{testHost: &testHost{factories: a.host.factories}, m: m}
 		require.NoError(t, a.r.Start(context.Background(), metricsHost))
 		require.NoError(t, a.r.Start(context.Background(), logsHost))
-		waitFor(t, time.Minute, a.leading, "a does not lead")
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.GroupStarted) == 1 }, "a does not lead")
 		b := newReplica(t, c, "b", testConfigFor("testrcv"))
 		b.start(t)
 		synctest.Wait()
@@ -91,7 +91,9 @@ func TestMemberPermanentErrorEndsTheTerm(t *testing.T) {
 		c := newCluster(newJournal())
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		a.start(t)
-		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// Once the group is up (its member's Start entered is not enough: a
+		// failure before the group is up is a failed start).
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.GroupStarted) == 1 }, "a does not lead")
 		componentstatus.ReportStatus(a.b.lastHost(), componentstatus.NewPermanentErrorEvent(errors.New("bad credentials")))
 		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
 		assert.Equal(t, 1, a.logCount(logmsg.MemberFailed))
@@ -257,7 +259,7 @@ func TestCollectorSurvivesAMemberFatalError(t *testing.T) {
 	j := newJournal()
 	b := &behaviour{replica: "a", journal: j}
 	col, ran, logs := realCollector(t, map[component.Type]receiver.Factory{testType: testFactory(testType, b)}, "{testrcv: {}}")
-	require.Eventually(t, func() bool { return j.runningCount("a") > 0 }, time.Minute, 10*time.Millisecond, "the group did not start")
+	require.Eventually(t, func() bool { return logs.FilterMessage(logmsg.GroupStarted).Len() == 1 }, time.Minute, 10*time.Millisecond, "the group did not start")
 
 	// From a goroutine of the member's own, as k8s_cluster's cache sync does.
 	go componentstatus.ReportStatus(b.lastHost(), componentstatus.NewFatalErrorEvent(errors.New("failed to start receiver")))
