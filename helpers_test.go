@@ -664,11 +664,12 @@ func (h *collectorHost) Report(ev *componentstatus.Event) {
 // leader_receiver_creator, with the given sub-receiver types and members
 // (receivers, as YAML flow), sits in a metrics and a logs pipeline and
 // talks to a fake API server (auth_type none: lifecycle_test's fallback).
-// The Lease is named after the test: the process's slots (thisProcess)
-// outlive a test, and a group that did not stop takes its Lease's slot out.
+// Each gets a process of its own (thisProcess), and a Lease named after the
+// test.
 // It returns the collector, what Run returned once it did, and its logs.
 func realCollector(t *testing.T, subs map[component.Type]receiver.Factory, members string) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
 	t.Helper()
+	thisProcess = newProcessLeases() // a process of its own: its slots, one FatalError and one exit
 	core, logs := observer.New(zap.InfoLevel)
 	factories := func() (otelcol.Factories, error) {
 		receivers := map[component.Type]receiver.Factory{metadata.Type: NewFactory()}

@@ -2,6 +2,7 @@ package leaderreceivercreator
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -11,7 +12,12 @@ import (
 // cluster) talks to a fresh fake clientset.
 var testClients sync.Map // *Config -> kubeClient
 
+// testExits counts the runners' exits in tests that build runners through
+// the factory (real collectors): the test binary must not exit.
+var testExits atomic.Int64
+
 func init() {
+	osExit = func(int) { testExits.Add(1) }
 	newKubeClient = func(cfg *Config) (kubeClient, error) {
 		if c, ok := testClients.Load(cfg); ok {
 			return c.(kubeClient), nil

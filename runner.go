@@ -29,6 +29,9 @@ const exitCode = 70
 // maxBackoff caps the pause after failed group starts.
 const maxBackoff = time.Minute
 
+// osExit ends the process; tests that run real collectors record it instead.
+var osExit = os.Exit
+
 var errShutDown = errors.New("leader_receiver_creator was shut down before it started")
 
 // runner is the component: it campaigns for the Lease in the background and
@@ -84,7 +87,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, er
 	}
 	r := &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, onShutdown: func() {}, exit: os.Exit,
+		telemetry: tb, onShutdown: func() {}, exit: osExit,
 	}
 	r.setProcess(thisProcess)
 	return r, nil

@@ -670,6 +670,10 @@ func TestCollectorExitsWhenTheGroupCannotStop(t *testing.T) {
 	assert.Contains(t, exit[0].ContextMap()["error"], "sub-receivers testrcv did not stop in time")
 	assert.Equal(t, 1, logs.FilterMessage(logmsg.GroupNotStopped).Len())
 	assert.Equal(t, 1, logs.FilterMessage(logmsg.Acquired).Len(), "it never led again")
+	// The member still hangs after the collector's Run returned: at the
+	// deadline the runner ends the process (here: records it).
+	require.Eventually(t, func() bool { return logs.FilterMessage(logmsg.Exiting).Len() == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the process was not ended at the deadline")
 }
 
 // Sequences found by a second reader of the term-deadline design; each
