@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
@@ -70,7 +70,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Run(tt.id.String(), func(t *testing.T) {
 			cfg, err := loadConfig(t, filepath.Join("testdata", "config.yaml"), tt.id)
 			require.NoError(t, err)
-			require.NoError(t, xconfmap.Validate(cfg))
+			require.NoError(t, confmap.Validate(cfg))
 			assert.Equal(t, tt.expected, cfg)
 		})
 	}
@@ -108,7 +108,7 @@ func TestInvalidConfig(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			cfg, err := loadConfig(t, filepath.Join("testdata", "invalid", tt.file+".yaml"), component.NewID(metadata.Type))
 			if err == nil {
-				err = xconfmap.Validate(cfg)
+				err = confmap.Validate(cfg)
 			}
 			require.ErrorContains(t, err, tt.wantErr)
 		})

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/xconsumer"
 	"go.opentelemetry.io/collector/pipeline"
@@ -136,7 +135,7 @@ func (m *member) config() (component.Config, error) {
 	if err := confmap.NewFromStringMap(m.raw).Unmarshal(c); err != nil {
 		return nil, fmt.Errorf("receivers::%s: %w", m.key, err)
 	}
-	if err := xconfmap.Validate(c); err != nil {
+	if err := confmap.Validate(c); err != nil {
 		return nil, fmt.Errorf("receivers::%s: %w", m.key, err)
 	}
 	return c, nil
