@@ -135,3 +135,8 @@ bench: distribution $(BIN)/otelcol-peer
 
 clean:
 	rm -rf $(BIN)
+
+## prove-release: build a collector with ocb from README's snippet against a scratch tag of HEAD served by a file:// module proxy; check it lists and validates leader_receiver_creator (RELEASING.md; not part of make test)
+.PHONY: prove-release
+prove-release:
+	hack/prove-release.sh
