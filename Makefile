@@ -78,19 +78,20 @@ lint:
 	$(STAGE) lint $(LINT) run ./...
 	cd e2e && $(STAGE) lint-e2e $(LINT) run ./...
 
-## distribution: build bin/otelcol-leader with ocb (only when an input changed)
+## distribution: build bin/otelcol-leader: ocb v0.152.0 sources, built with the committed distribution/go.mod and go.sum (only when an input changed; after moving a pin: hack/build-distribution.sh --resolve)
 distribution: $(BIN)/otelcol-leader
 
-# The inputs of a collector build: its builder config, the build script and,
-# for our distribution, this module's non-test sources (e2e/, deploy/ and the
-# tools module are modules or files of their own).
-COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy -o -path ./hack/tools \) -prune \
+# The inputs of a collector build: its builder config, the module graph
+# resolved for it (go.mod and go.sum beside it), the build scripts and, for
+# our distributions, this module's non-test sources (e2e/, deploy/,
+# distribution/ and the tools module are modules or files of their own).
+COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy -o -path ./distribution -o -path ./hack/tools \) -prune \
 	-o \( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) -print)
 
-$(BIN)/otelcol-leader: distribution/builder-config.yaml hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
+$(BIN)/otelcol-leader: distribution/builder-config.yaml distribution/go.mod distribution/go.sum hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
 	$(STAGE) distribution hack/build-distribution.sh
 
-$(BIN)/otelcol-peer: e2e/peer/builder-config.yaml hack/build-collector.sh hack/build-peer.sh
+$(BIN)/otelcol-peer: e2e/peer/builder-config.yaml e2e/peer/go.mod e2e/peer/go.sum hack/build-collector.sh hack/build-peer.sh
 	hack/build-peer.sh
 
 ## e2e: the end-to-end proof alone (builds what it needs first)
