@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks unit unit-newest stress generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks unit unit-newest bump-collector stress generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -43,6 +43,15 @@ STAGE := $(CURDIR)/hack/stage.sh
 
 unit:
 	$(STAGE) unit $(GO) test -race -count=1 ./...
+
+## bump-collector: move every version pin at once (hack/versions.yaml, then go.mod, the builder configs, ocb, the control plane's Kubernetes, the README's tables), then re-resolve the module graphs: make bump-collector V=v0.153.0 [CONTRIB=…] [NEWEST=v0.166.0] [NEWEST_CONTRIB=…] [KUBE=v1.37.3]
+bump-collector:
+	cd e2e && $(GO) run ./cmd/bump-collector -root .. $(if $(V),-core $(V)) $(if $(CONTRIB),-contrib $(CONTRIB)) \
+	  $(if $(NEWEST),-newest $(NEWEST)) $(if $(NEWEST_CONTRIB),-newest-contrib $(NEWEST_CONTRIB)) $(if $(KUBE),-kubernetes $(KUBE))
+	$(GO) mod tidy -e # core's test-only modules are not all served at every release
+	cd e2e && $(GO) mod tidy
+	hack/build-distribution.sh --resolve
+	hack/build-peer.sh --resolve
 
 ## unit-newest: the unit tests against the newest collector line (hack/versions.yaml), in bin/newest
 unit-newest:

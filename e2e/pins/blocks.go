@@ -1,0 +1,143 @@
+package pins
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+// A block is a part of a doc generated from the manifest, between
+//
+//	<!-- pins:begin NAME -->
+//	<!-- pins:end -->
+//
+// Edit its template here, not the doc: Check reports a block that differs.
+type block struct {
+	file, name, text string
+}
+
+var blocks = []block{
+	{file: "README.md", name: "status", text: `| Status    |                                          |
+| --------- | ---------------------------------------- |
+| Stability | alpha: metrics, logs, traces, profiles   |
+| Type      | ` + "`leader_receiver_creator`" + ` (receiver)     |
+| Module    | ` + "`github.com/leaderreceivercreator/leaderreceivercreator`" + ` {{pin "module"}} ([versions](#versions), [CHANGELOG](CHANGELOG.md)) |
+| Collector | {{pin "core"}} / {{pin "stable"}} or later (the minimum in go.mod); tested up to {{pin "newest_core"}} / {{pin "newest_stable"}} |
+| client-go | {{pin "client_go"}} or later (the minimum in go.mod); tested up to {{pin "newest_client_go"}} |
+| Kubernetes | e2e on {{pin "kubernetes"}} (` + "`make test`" + `); {{pin "kubernetes_oldest"}} on demand (` + "`KUBE_VERSION=`" + `) |
+| Go        | 1.25 or later (` + "`" + `go 1.25.0` + "`" + ` in go.mod: ` + "`" + `sync.WaitGroup.Go` + "`" + `, ` + "`" + `testing/synctest` + "`" + `; checked with ` + "`" + `GOTOOLCHAIN=go1.25.5 go test ./...` + "`" + `) |
+`},
+	{file: "README.md", name: "versions", text: `| Module version | Minimum collector (go.mod) | Newest collector tested | client-go | Our distribution |
+| --- | --- | --- | --- | --- |
+| {{pin "module"}} | {{pin "core"}} / {{pin "stable"}} | {{pin "newest_core"}} / {{pin "newest_stable"}} | {{pin "client_go"}} … {{pin "newest_client_go"}} | contrib {{pin "contrib"}}{{range overrides}}, {{.}}{{end}} |
+`},
+}
+
+const (
+	beginMarker = "<!-- pins:begin %s -->"
+	endMarker   = "<!-- pins:end -->"
+)
+
+func (b block) render(m *Manifest) (string, error) {
+	var missing []string
+	funcs := template.FuncMap{
+		"pin": func(key string) string {
+			v := m.Get(key)
+			if v == "" {
+				missing = append(missing, key)
+			}
+			return v
+		},
+		// overrides lists the contrib modules pinned apart, as "name version".
+		"overrides": func() []string {
+			var out []string
+			for _, line := range m.lines {
+				kv := manifestLine.FindStringSubmatch(line)
+				if kv != nil && strings.HasPrefix(kv[1], "contrib/") {
+					out = append(out, filepath.Base(kv[1])+" "+kv[2])
+				}
+			}
+			return out
+		},
+	}
+	t, err := template.New(b.name).Funcs(funcs).Parse(b.text)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, nil); err != nil {
+		return "", err
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s block %s: the manifest has no %s", b.file, b.name, strings.Join(missing, ", "))
+	}
+	return buf.String(), nil
+}
+
+// locate returns the block's current text in doc and its byte offsets.
+func (b block) locate(doc string) (start, end int, err error) {
+	begin := fmt.Sprintf(beginMarker, b.name)
+	i := strings.Index(doc, begin)
+	if i < 0 {
+		return 0, 0, fmt.Errorf("%s: no %q", b.file, begin)
+	}
+	start = i + len(begin) + 1 // after the marker's line
+	j := strings.Index(doc[start-1:], endMarker)
+	if j < 0 {
+		return 0, 0, fmt.Errorf("%s: block %s has no %q", b.file, b.name, endMarker)
+	}
+	return start, start - 1 + j, nil
+}
+
+func staleBlocks(root string, m *Manifest) ([]string, error) {
+	var stale []string
+	for _, b := range blocks {
+		data, err := os.ReadFile(filepath.Join(root, b.file))
+		if err != nil {
+			return nil, err
+		}
+		start, end, err := b.locate(string(data))
+		if err != nil {
+			return nil, err
+		}
+		want, err := b.render(m)
+		if err != nil {
+			return nil, err
+		}
+		if string(data[start:end]) != want {
+			stale = append(stale, fmt.Sprintf("%s: block %s differs from the manifest (make bump-collector rewrites it)", b.file, b.name))
+		}
+	}
+	return stale, nil
+}
+
+func writeBlocks(root string, m *Manifest) ([]string, error) {
+	var changed []string
+	for _, b := range blocks {
+		path := filepath.Join(root, b.file)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return changed, err
+		}
+		start, end, err := b.locate(string(data))
+		if err != nil {
+			return changed, err
+		}
+		want, err := b.render(m)
+		if err != nil {
+			return changed, err
+		}
+		if string(data[start:end]) == want {
+			continue
+		}
+		out := string(data[:start]) + want + string(data[end:])
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil { //nolint:gosec // a doc
+			return changed, err
+		}
+		changed = append(changed, b.file+" ("+b.name+")")
+	}
+	return changed, nil
+}

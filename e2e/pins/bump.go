@@ -1,0 +1,69 @@
+package pins
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Move is a change of pins: the empty ones stay.
+type Move struct {
+	// Core moves the minimum line: core, its stable v1 release, contrib
+	// (unless Contrib is given) and the module's own version (v0.MINOR.0).
+	// The contrib modules pinned apart (contrib/...) stay.
+	Core          string
+	Contrib       string
+	Newest        string // the newest line: newest_core and newest_stable
+	NewestContrib string
+	Kubernetes    string
+}
+
+// Bump writes move into root's manifest, then rewrites every file that
+// disagrees with it (Apply); it returns the files it changed.
+func Bump(root string, move Move) ([]string, error) {
+	m, err := LoadManifest(root)
+	if err != nil {
+		return nil, err
+	}
+	if move.Core != "" {
+		stable, err := StableFor(move.Core)
+		if err != nil {
+			return nil, fmt.Errorf("core: %w", err)
+		}
+		m.Set("core", move.Core)
+		m.Set("stable", stable)
+		m.Set("module", strings.Join(strings.Split(move.Core, ".")[:2], ".")+".0")
+		if move.Contrib == "" {
+			move.Contrib = move.Core
+		}
+	}
+	if move.Newest != "" {
+		stable, err := StableFor(move.Newest)
+		if err != nil {
+			return nil, fmt.Errorf("newest: %w", err)
+		}
+		m.Set("newest_core", move.Newest)
+		m.Set("newest_stable", stable)
+	}
+	for key, v := range map[string]string{"contrib": move.Contrib, "newest_contrib": move.NewestContrib, "kubernetes": move.Kubernetes} {
+		if v != "" {
+			m.Set(key, v)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, ManifestPath), m.Bytes(), 0o644); err != nil { //nolint:gosec // a source file
+		return nil, err
+	}
+	changed, err := Apply(root, m)
+	if err != nil {
+		return changed, err
+	}
+	bad, err := Check(root, m)
+	if err != nil {
+		return changed, err
+	}
+	if len(bad) > 0 {
+		return changed, fmt.Errorf("still disagreeing with the manifest:\n%s", strings.Join(bad, "\n"))
+	}
+	return append([]string{ManifestPath}, changed...), nil
+}
