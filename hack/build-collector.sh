@@ -197,6 +197,7 @@ kill "$heartbeat" 2>/dev/null || true
 if [[ $RESOLVE -eq 1 ]]; then
   cp "$BUILD_DIR/go.mod" "$LOCK_MOD"
   cp "$BUILD_DIR/go.sum" "$LOCK_SUM"
+  touch -r "$stamp" "$LOCK_MOD" "$LOCK_SUM" # inputs of this very build: not newer than its binary
   log "resolved $LOCK_MOD and $LOCK_SUM: commit them"
 fi
 # Copy then rename, so a collector already running from $OUT is not disturbed.
