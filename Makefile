@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks unit unit-newest bump-collector stress generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -52,6 +52,7 @@ bump-collector:
 	cd e2e && $(GO) mod tidy
 	hack/build-distribution.sh --resolve
 	hack/build-peer.sh --resolve
+	hack/build-newest.sh --resolve
 
 ## unit-newest: the unit tests against the newest collector line (hack/versions.yaml), in bin/newest
 unit-newest:
@@ -90,6 +91,9 @@ lint:
 ## distribution: build bin/otelcol-leader: ocb v0.152.0 sources, built with the committed distribution/go.mod and go.sum (only when an input changed; after moving a pin: hack/build-distribution.sh --resolve)
 distribution: $(BIN)/otelcol-leader
 
+## distribution-newest: build bin/otelcol-leader-newest, our component on the newest core (ocb v0.165.0; not part of make test)
+distribution-newest: $(BIN)/otelcol-leader-newest
+
 # The inputs of a collector build: its builder config, the module graph
 # resolved for it (go.mod and go.sum beside it), the build scripts and, for
 # our distributions, this module's non-test sources (e2e/, deploy/,
@@ -99,6 +103,9 @@ COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2
 
 $(BIN)/otelcol-leader: distribution/builder-config.yaml distribution/go.mod distribution/go.sum hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
 	$(STAGE) distribution hack/build-distribution.sh
+
+$(BIN)/otelcol-leader-newest: distribution/newest/builder-config.yaml distribution/newest/go.mod distribution/newest/go.sum hack/build-collector.sh hack/build-newest.sh $(COMPONENT_SOURCES)
+	hack/build-newest.sh
 
 $(BIN)/otelcol-peer: e2e/peer/builder-config.yaml e2e/peer/go.mod e2e/peer/go.sum hack/build-collector.sh hack/build-peer.sh
 	hack/build-peer.sh

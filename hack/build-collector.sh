@@ -11,8 +11,8 @@
 #
 # How: ocb (the version on BUILDER_CONFIG's `# ocb: vX.Y.Z` line, installed
 # into bin/) only generates the sources into the manifest's dist.output_path
-# (--skip-get-modules --skip-compilation). The module graph is not resolved
-# at build time: the go.mod and go.sum committed beside BUILDER_CONFIG
+# (--skip-compilation, its go mod tidy and download turned into no-ops). The
+# module graph is not resolved at build time: the go.mod and go.sum committed beside BUILDER_CONFIG
 # (e.g. distribution/go.mod, distribution/go.sum) are copied over the
 # generated ones and `go build -mod=readonly` compiles exactly that graph, so
 # that every checkout builds the same binary, with every module checked
@@ -123,9 +123,22 @@ fi
 heartbeat=$!
 trap 'kill "$heartbeat" 2>/dev/null || true' EXIT
 
-# 1. Sources only: main*.go, components.go and go.mod.
-rm -f "$BUILD_DIR/go.sum"
-"$OCB" --skip-get-modules --skip-compilation --config "$CONFIG" 2>"$BUILD_DIR/ocb.log" ||
+# 1. Sources only: main*.go, components.go and go.mod. ocb runs `go mod
+#    tidy` and `go mod download` after writing go.mod unless told
+#    --skip-get-modules, which from v0.165 on also skips writing go.mod; so
+#    ocb gets a `go` of its own that does nothing for those two and is the
+#    real go for everything else (`go mod edit -print` for its version check
+#    of the generated go.mod, `go env`).
+rm -f "$BUILD_DIR/go.sum" "$BUILD_DIR/go.mod"
+real_go="$(command -v "$GO")"
+mkdir -p "$BUILD_DIR/.ocb-go"
+cat >"$BUILD_DIR/.ocb-go/go" <<EOF
+#!/bin/sh
+case "\$1 \$2" in "mod tidy" | "mod download") exit 0 ;; esac
+exec "$real_go" "\$@"
+EOF
+chmod +x "$BUILD_DIR/.ocb-go/go"
+PATH="$ROOT/$BUILD_DIR/.ocb-go:$PATH" "$OCB" --skip-compilation --config "$CONFIG" 2>"$BUILD_DIR/ocb.log" ||
   { cat "$BUILD_DIR/ocb.log" >&2; exit 1; }
 generated="$(sha256sum "$BUILD_DIR/go.mod" | cut -d' ' -f1)"
 marker="// generated go.mod sha256:"
@@ -184,6 +197,7 @@ kill "$heartbeat" 2>/dev/null || true
 if [[ $RESOLVE -eq 1 ]]; then
   cp "$BUILD_DIR/go.mod" "$LOCK_MOD"
   cp "$BUILD_DIR/go.sum" "$LOCK_SUM"
+  touch -r "$stamp" "$LOCK_MOD" "$LOCK_SUM" # inputs of this very build: not newer than its binary
   log "resolved $LOCK_MOD and $LOCK_SUM: commit them"
 fi
 # Copy then rename, so a collector already running from $OUT is not disturbed.

@@ -10,7 +10,6 @@ package pins
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,10 +158,9 @@ type found struct {
 
 // A Source is a file that writes pinned versions, and how to find them.
 type Source struct {
-	Path     string
-	Line     Line
-	Optional bool // absent is fine (e.g. a build not every checkout has)
-	scan     func(line string, inRequire *bool) []found
+	Path string
+	Line Line
+	scan func(line string, inRequire *bool) []found
 }
 
 // Sources are the files whose versions the manifest governs.
@@ -170,7 +168,7 @@ var Sources = []Source{
 	{Path: "go.mod", Line: Minimum, scan: scanGoMod},
 	{Path: "distribution/builder-config.yaml", Line: Minimum, scan: scanBuilderConfig},
 	{Path: "e2e/peer/builder-config.yaml", Line: Minimum, scan: scanBuilderConfig},
-	{Path: "distribution/newest/builder-config.yaml", Line: Newest, Optional: true, scan: scanBuilderConfig},
+	{Path: "distribution/newest/builder-config.yaml", Line: Newest, scan: scanBuilderConfig},
 	{Path: "e2e/controlplane/build.go", Line: Minimum, scan: scanKubernetes},
 }
 
@@ -228,9 +226,6 @@ func Scan(root string, m *Manifest) ([]Pin, error) {
 	var pins []Pin
 	for _, s := range Sources {
 		data, err := os.ReadFile(filepath.Join(root, s.Path))
-		if errors.Is(err, os.ErrNotExist) && s.Optional {
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
