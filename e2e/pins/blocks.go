@@ -34,6 +34,22 @@ var blocks = []block{
 | --- | --- | --- | --- | --- |
 | {{pin "module"}} | {{pin "core"}} / {{pin "stable"}} | {{pin "newest_core"}} / {{pin "newest_stable"}} | {{pin "client_go"}} … {{pin "newest_client_go"}} | contrib {{pin "contrib"}}{{range overrides}}, {{.}}{{end}} |
 `},
+	{file: "README.md", name: "distribution", text: `| Modules | Version | Why |
+| --- | --- | --- |
+| core (` + "`" + `otlp` + "`" + ` receiver, ` + "`" + `otlp_grpc` + "`" + ` and ` + "`" + `debug` + "`" + ` exporters, ` + "`" + `batch` + "`" + `) | {{pin "core"}} / {{pin "stable"}} | the line; this module's minimum |
+| ` + "`" + `k8s_cluster` + "`" + `, ` + "`" + `k8s_events` + "`" + `, ` + "`" + `k8s_objects` + "`" + `, ` + "`" + `http_check` + "`" + `, ` + "`" + `prometheus` + "`" + `, ` + "`" + `file` + "`" + ` exporter, ` + "`" + `pprof` + "`" + `, ` + "`" + `file_storage` + "`" + ` | {{pin "contrib"}} | the line (` + "`" + `k8s_events` + "`" + ` and ` + "`" + `k8s_objects` + "`" + ` have ` + "`" + `storage` + "`" + `) |
+| ` + "`" + `receiver_creator` + "`" + `, ` + "`" + `k8s_observer` + "`" + ` | {{pin "contrib/receiver/receivercreator"}} | newest served before v0.156, which needs a newer core and unserved modules |
+| ` + "`" + `healthcheckv2` + "`" + ` | {{pin "contrib/extension/healthcheckv2extension"}} | newest served before v0.155 (needs core v0.155) |
+| bench peer: ` + "`" + `k8s_leader_elector` + "`" + ` | {{pin "contrib"}} | the line |
+`},
+	{file: "docs/compatibility.md", name: "distribution-why", text: `| Module | Pinned | Why |
+| --- | --- | --- |
+| core (` + "`" + `otelcol` + "`" + `, ` + "`" + `otlp` + "`" + ` receiver, ` + "`" + `otlp_grpc` + "`" + ` exporter, ` + "`" + `debug` + "`" + `, ` + "`" + `batch` + "`" + `; confmap providers) | {{pin "core"}} / {{pin "stable"}} | the line; our module's minimum (` + "`" + `confmap.Validate` + "`" + `, confmap v1.58.0) |
+| ` + "`" + `k8s_cluster` + "`" + `, ` + "`" + `k8s_events` + "`" + `, ` + "`" + `k8s_objects` + "`" + `, ` + "`" + `http_check` + "`" + `, ` + "`" + `prometheus` + "`" + `, ` + "`" + `file` + "`" + ` exporter, ` + "`" + `pprof` + "`" + `, ` + "`" + `file_storage` + "`" + ` | {{pin "contrib"}} | the line; ` + "`" + `k8s_events` + "`" + ` and ` + "`" + `k8s_objects` + "`" + ` with ` + "`" + `storage` + "`" + ` (resume from a stored resourceVersion), ` + "`" + `file_storage` + "`" + ` to serve it (not used by the shipped configs yet) |
+| ` + "`" + `receiver_creator` + "`" + `, ` + "`" + `k8s_observer` + "`" + ` | {{pin "contrib/receiver/receivercreator"}} | no v0.149–v0.155 served; v0.156 and v0.161 need core v0.156+ and ` + "`" + `internal/k8sconfig` + "`" + ` v0.156, not served. Go's version selection lifts their shared contrib and core dependencies to v0.152 (builds, and green below) |
+| ` + "`" + `healthcheckv2` + "`" + ` | {{pin "contrib/extension/healthcheckv2extension"}} | no v0.152.0 served; the next served, v0.155, needs core v0.155 |
+| bench peer ([e2e/peer](../e2e/peer/builder-config.yaml)): ` + "`" + `k8s_leader_elector` + "`" + ` | {{pin "contrib"}} | the line (its log lines, which the bench parses, are unchanged) |
+`},
 }
 
 const (
