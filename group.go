@@ -515,7 +515,7 @@ type subHost struct {
 }
 
 // exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream
-// but still required by k8s_cluster v0.145.0.
+// but still required by k8s_cluster (v0.145.0 through v0.161.0).
 type exposeExporters interface {
 	GetExporters() map[pipeline.Signal]map[component.ID]component.Component
 }
