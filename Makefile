@@ -15,7 +15,8 @@ run: distribution
 # On a cold machine the work is CPU-bound: compiling Kubernetes, the
 # distribution, golangci-lint and the race-instrumented unit tests. Three
 # jobs run at once and share nothing they compile:
-#   1. the control plane (Kubernetes v1.35 from the module proxy),
+#   1. the control plane (Kubernetes v1.37.2 from the module proxy, or the
+#      release KUBE_VERSION names: see controlplane below),
 #   2. the distribution, then the e2e test binaries; when 1 and 2 are done,
 #      the end-to-end run, which mostly waits on timers and processes
 #      (1 and 2 are `make e2e`);
@@ -110,7 +111,7 @@ $(BIN)/otelcol-leader-newest: distribution/newest/builder-config.yaml distributi
 $(BIN)/otelcol-peer: e2e/peer/builder-config.yaml e2e/peer/go.mod e2e/peer/go.sum hack/build-collector.sh hack/build-peer.sh
 	hack/build-peer.sh
 
-## e2e: the end-to-end proof alone (builds what it needs first)
+## e2e: the end-to-end proof alone (builds what it needs first); KUBE_VERSION=v1.34.4 make e2e runs it on another Kubernetes release
 e2e:
 	$(MAKE) -j2 --output-sync=target controlplane e2e-builds
 	$(MAKE) e2e-run
@@ -140,7 +141,14 @@ compat:
 	$(MAKE) -j2 distribution controlplane
 	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader COMPAT_TERMS=$(COMPAT_TERMS) $(GO) test -count=1 -timeout 90m -v -run '^TestCompatibility$$' ./compat/
 
-## controlplane: build kube-apiserver and etcd once into ~/.cache/leaderreceivercreator (kube-controller-manager: on first use, by `make run` or E2E_CONTROLLER_MANAGER=1 make test)
+## controlplane: build kube-apiserver and etcd once into ~/.cache/leaderreceivercreator/k8s-<version> (kube-controller-manager: on first use, by `make run` or E2E_CONTROLLER_MANAGER=1 make test)
+# The version is v1.37.2 (controlplane.DefaultKubernetesVersion) unless the
+# environment or make's command line sets KUBE_VERSION to another release
+# the module proxy serves (v1.MINOR.PATCH: `go list -m -versions
+# k8s.io/kubernetes`); every target that starts a control plane (test, e2e,
+# compat, run, bench) follows it, and each version is cached apart. etcd is
+# the version that release's go.mod requires. docs/compatibility.md lists
+# the releases the e2e suite was run on.
 # The build runs in the test binary's TestMain: on a cold machine, side by
 # side with the other builds, it takes longer than go test's default 10m.
 controlplane:
