@@ -55,7 +55,7 @@ bump-collector:
 	hack/build-peer.sh --resolve
 	hack/build-newest.sh --resolve
 
-## unit-newest: the unit tests against the newest collector line (hack/versions.yaml), in bin/newest
+## unit-newest: the unit tests against the newest collector line (hack/versions.yaml), in bin/_newest
 unit-newest:
 	$(STAGE) unit-newest hack/unit-newest.sh
 

@@ -60,12 +60,6 @@ type member struct {
 	signals []pipeline.Signal
 }
 
-// ownElectorField is the field contrib's k8s receivers (k8s_cluster,
-// k8s_events, k8sobjects) take to run under the k8s_leader_elector extension.
-// Inside a group it would start the member whenever that elector leads, on a
-// context the group's stop does not cancel; it is refused.
-const ownElectorField = "k8s_leader_elector"
-
 // group is the recipe for the sub-receivers this block runs while it leads:
 // everything is resolved and validated once, at Start, on every replica, so
 // that a typo fails every replica at once instead of only the next leader.
@@ -113,9 +107,6 @@ func resolveMember(cfg *Config, key string, factories hostcapabilities.Component
 		return member{}, fmt.Errorf("receivers::%s: this collector has no receiver of type %q", key, id.Type())
 	}
 	m := member{key: key, id: id, factory: f, raw: cfg.Receivers[key]}
-	if _, ok := m.raw[ownElectorField]; ok {
-		return member{}, fmt.Errorf("receivers::%s: %s: a member runs only while this block holds its Lease; an elector of its own would start it outside the block's terms (remove the field)", key, ownElectorField)
-	}
 	if _, err := m.config(); err != nil {
 		return member{}, err
 	}

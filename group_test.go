@@ -69,12 +69,6 @@ func TestStartRejectsBadSubReceiverConfig(t *testing.T) {
 			wantErr: "receivers::testrcv: value must not be negative",
 		},
 		{
-			// contrib's k8s receivers take it; our group is their elector.
-			name:    "member with an elector of its own",
-			mutate:  func(c *Config) { c.Receivers["testrcv"] = map[string]any{"k8s_leader_elector": "k8s_leader_elector"} },
-			wantErr: "receivers::testrcv: k8s_leader_elector: a member runs only while this block holds its Lease",
-		},
-		{
 			name:    "unknown type",
 			mutate:  func(c *Config) { c.Receivers["k8s_clustr"] = nil },
 			wantErr: `receivers::k8s_clustr: this collector has no receiver of type "k8s_clustr"`,

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
+
+var release = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-\S+)?$`)
 
 // Move is a change of pins: the empty ones stay.
 type Move struct {
@@ -14,7 +17,7 @@ type Move struct {
 	// The contrib modules pinned apart (contrib/...) stay.
 	Core          string
 	Contrib       string
-	Newest        string // the newest line: newest_core and newest_stable
+	Newest        string // the newest line: newest_core, newest_stable and newest_contrib (unless NewestContrib is given)
 	NewestContrib string
 	Kubernetes    string
 }
@@ -22,6 +25,11 @@ type Move struct {
 // Bump writes move into root's manifest, then rewrites every file that
 // disagrees with it (Apply); it returns the files it changed.
 func Bump(root string, move Move) ([]string, error) {
+	for name, v := range map[string]string{"core": move.Core, "contrib": move.Contrib, "newest": move.Newest, "newest contrib": move.NewestContrib, "kubernetes": move.Kubernetes} {
+		if v != "" && !release.MatchString(v) {
+			return nil, fmt.Errorf("%s: %q is not a release (vMAJOR.MINOR.PATCH)", name, v)
+		}
+	}
 	m, err := LoadManifest(root)
 	if err != nil {
 		return nil, err
@@ -33,7 +41,9 @@ func Bump(root string, move Move) ([]string, error) {
 		}
 		m.Set("core", move.Core)
 		m.Set("stable", stable)
-		m.Set("module", strings.Join(strings.Split(move.Core, ".")[:2], ".")+".0")
+		if line := strings.Join(strings.Split(move.Core, ".")[:2], "."); !strings.HasPrefix(m.Get("module"), line+".") {
+			m.Set("module", line+".0") // a new minimum line: a new minor
+		}
 		if move.Contrib == "" {
 			move.Contrib = move.Core
 		}
@@ -45,6 +55,9 @@ func Bump(root string, move Move) ([]string, error) {
 		}
 		m.Set("newest_core", move.Newest)
 		m.Set("newest_stable", stable)
+		if move.NewestContrib == "" {
+			move.NewestContrib = move.Newest
+		}
 	}
 	for key, v := range map[string]string{"contrib": move.Contrib, "newest_contrib": move.NewestContrib, "kubernetes": move.Kubernetes} {
 		if v != "" {

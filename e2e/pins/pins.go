@@ -103,6 +103,11 @@ const (
 	OCB = "go.opentelemetry.io/collector/cmd/builder"
 	// Kubernetes is the module name given to the control plane's default.
 	Kubernetes = "kubernetes"
+	// Self is this module; our builds replace it with the checkout.
+	Self = "github.com/leaderreceivercreator/leaderreceivercreator"
+	// Release is the name given to this module where a user's build names
+	// its release (the README's ocb snippet): the manifest's module.
+	Release = Self + "@release"
 )
 
 // Want returns the version the manifest pins module to on line l (have is the
@@ -113,6 +118,9 @@ func (m *Manifest) Want(l Line, module, have string) (string, bool) {
 	switch {
 	case module == Kubernetes:
 		key = "kubernetes"
+		l = Minimum
+	case module == Release:
+		key = "module"
 		l = Minimum
 	case module == OCB:
 		key = "core"
@@ -170,10 +178,11 @@ var Sources = []Source{
 	{Path: "e2e/peer/builder-config.yaml", Line: Minimum, scan: scanBuilderConfig},
 	{Path: "distribution/newest/builder-config.yaml", Line: Newest, scan: scanBuilderConfig},
 	{Path: "e2e/controlplane/build.go", Line: Minimum, scan: scanKubernetes},
+	{Path: "README.md", Line: Minimum, scan: scanSnippet},
 }
 
 var (
-	gomodRequire  = regexp.MustCompile(`^\s*(?:require\s+)?(\S+)\s+(v\S+)\s*$`) // direct requirements only: an indirect one has a comment
+	gomodRequire  = regexp.MustCompile(`^\s*(?:require\s+)?(\S+)\s+(v\S+)\s*(//.*)?$`) // indirect ones too: they are on the line as well
 	builderGomod  = regexp.MustCompile(`^\s*-\s*gomod:\s*(\S+)\s+(v\S+)`)
 	builderOCB    = regexp.MustCompile(`^#\s*ocb:\s*(v\S+)`)
 	kubeConstLine = regexp.MustCompile(`^const DefaultKubernetesVersion = "(v[^"]+)"`)
@@ -202,6 +211,27 @@ func scanBuilderConfig(line string, _ *bool) []found {
 		return []found{{module: OCB, start: i[2], end: i[3]}}
 	}
 	return nil
+}
+
+// scanSnippet reads the README's ocb snippet, between its markers: a user's
+// builder config, where this module is named by its release (Release).
+func scanSnippet(line string, inside *bool) []found {
+	switch strings.TrimSpace(line) {
+	case "<!-- ocb-snippet:begin -->":
+		*inside = true
+		return nil
+	case "<!-- ocb-snippet:end -->":
+		*inside = false
+		return nil
+	}
+	if !*inside {
+		return nil
+	}
+	f := submatch(builderGomod, line, 1, 2)
+	if f != nil && f[0].module == Self {
+		f[0].module = Release
+	}
+	return f
 }
 
 func scanKubernetes(line string, _ *bool) []found {

@@ -220,6 +220,42 @@ func TestBumpMovesEveryPin(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(build), `const DefaultKubernetesVersion = "v1.37.9"`)
 
+	assert.Equal(t, "v0.166.0", m.Get("newest_contrib"), "contrib follows the newest line unless given")
+
 	_, err = Bump(root, Move{Core: "v1.59.0"})
 	require.EqualError(t, err, `core: "v1.59.0" is not a core collector release (v0.MINOR.PATCH)`)
+	_, err = Bump(root, Move{Kubernetes: "1.37.3"})
+	require.EqualError(t, err, `kubernetes: "1.37.3" is not a release (vMAJOR.MINOR.PATCH)`)
+
+	// A patch of the same line keeps the module's own patch.
+	m.Set("module", "v0.153.2")
+	require.NoError(t, os.WriteFile(filepath.Join(root, ManifestPath), m.Bytes(), 0o600))
+	_, err = Bump(root, Move{Core: "v0.153.1"})
+	require.NoError(t, err)
+	m, err = LoadManifest(root)
+	require.NoError(t, err)
+	assert.Equal(t, "v0.153.2", m.Get("module"))
+}
+
+func TestScanGoModSeesEveryForm(t *testing.T) {
+	inRequire := false
+	for _, tt := range []struct {
+		line, module string
+	}{
+		{"require go.opentelemetry.io/collector/otelcol v0.140.0", "go.opentelemetry.io/collector/otelcol"},
+		{"require (", ""},
+		{"\tgo.opentelemetry.io/collector/otelcol v0.140.0 // keep", "go.opentelemetry.io/collector/otelcol"},
+		{"\tgo.opentelemetry.io/collector/featuregate v1.70.0 // indirect", "go.opentelemetry.io/collector/featuregate"},
+		{")", ""},
+		{"replace go.opentelemetry.io/collector/otelcol => ../otelcol", ""},
+	} {
+		got := scanGoMod(tt.line, &inRequire)
+		if tt.module == "" {
+			assert.Empty(t, got, tt.line)
+			continue
+		}
+		require.Len(t, got, 1, tt.line)
+		assert.Equal(t, tt.module, got[0].module)
+		assert.Equal(t, "v", tt.line[got[0].start:got[0].start+1], tt.line)
+	}
 }

@@ -77,9 +77,9 @@ const (
 	DataAfterStop = "sub-receiver sent data after it stopped; dropped"
 	// DeprecatedType is logged when the block's configuration is resolved,
 	// for a sub-receiver named by a deprecated alias of its type (httpcheck
-	// for http_check, k8sobjects for k8s_objects): it works, and counts as
-	// the new type everywhere, e.g. for the stop lock of its type: fields
-	// receiver, type, use.
+	// for http_check, k8sobjects for k8s_objects): it works, with the new
+	// type's factory and stop lock; its component ID keeps the name as
+	// written: fields receiver, type, use.
 	DeprecatedType = "sub-receiver type is a deprecated alias; use the new name"
 )
 
