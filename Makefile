@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -35,6 +35,7 @@ test:
 # The unit tests run at both ends of the collector range we claim: go.mod's
 # minimum, and the newest line (hack/versions.yaml) in a scratch copy.
 checks:
+	nice -n 19 $(MAKE) pins
 	nice -n 19 $(MAKE) lint
 	nice -n 19 $(MAKE) unit
 	nice -n 19 $(MAKE) unit-newest
@@ -44,6 +45,10 @@ STAGE := $(CURDIR)/hack/stage.sh
 
 unit:
 	$(STAGE) unit $(GO) test -race -count=1 ./...
+
+## pins: every version pin agrees with hack/versions.yaml (e2e/pins; make bump-collector moves them)
+pins:
+	cd e2e && $(STAGE) pins $(GO) test -count=1 ./pins/
 
 ## bump-collector: move every version pin at once (hack/versions.yaml, then go.mod, the builder configs, ocb, the control plane's Kubernetes, the README's tables), then re-resolve the module graphs: make bump-collector V=v0.153.0 [CONTRIB=…] [NEWEST=v0.166.0] [NEWEST_CONTRIB=…] [KUBE=v1.37.3]
 bump-collector:
