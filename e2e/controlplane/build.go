@@ -257,6 +257,11 @@ func Build(ctx context.Context, w io.Writer, opts BuildOptions) (Binaries, error
 	start := time.Now()
 	progressf(w, "control plane: building %s %s from the Go module proxy into %s (first time only; several minutes)\n", names(todo), v.Version, dir)
 	if err := build(ctx, v, dir, bins.Dir, todo, w); err != nil {
+		if _, serr := os.Stat(bins.Dir); errors.Is(serr, os.ErrNotExist) {
+			// Nothing of this version was ever built (a version the proxy
+			// does not serve, say): leave no directory for it behind.
+			_ = os.RemoveAll(dir)
+		}
 		return Binaries{}, err
 	}
 	progressf(w, "control plane: built in %s\n", time.Since(start).Round(time.Second))

@@ -256,6 +256,7 @@ func TestBuildBadKubeVersion(t *testing.T) {
 	_, err = Build(t.Context(), nil, BuildOptions{})
 	require.ErrorContains(t, err, "download k8s.io/kubernetes@v1.34.99 (from KUBE_VERSION): k8s.io/kubernetes@v1.34.99: invalid version")
 	assert.Empty(t, f.calls)
+	assert.NoDirExists(t, filepath.Join(base, "k8s-v1.34.99"), "nothing left behind for a version never built")
 
 	t.Setenv(KubeVersionEnv, "")
 	f.unserved[DefaultKubernetesVersion] = true
