@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
@@ -70,7 +70,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Run(tt.id.String(), func(t *testing.T) {
 			cfg, err := loadConfig(t, filepath.Join("testdata", "config.yaml"), tt.id)
 			require.NoError(t, err)
-			require.NoError(t, xconfmap.Validate(cfg))
+			require.NoError(t, confmap.Validate(cfg))
 			assert.Equal(t, tt.expected, cfg)
 		})
 	}
@@ -101,6 +101,9 @@ func TestInvalidConfig(t *testing.T) {
 		{"signals_unknown_receiver", `signals: "k8s_events" is not one of receivers`},
 		{"signals_unknown_signal", `signals::k8s_cluster: unknown signal "metric"`},
 		{"signals_empty", "signals::k8s_cluster must list at least one signal"},
+		// contrib's k8s receivers take it; the block is their elector.
+		{"member_own_elector", "receivers::k8s_events::k8s_leader_elector: a member runs only while this block holds its Lease"},
+		{"member_creates_own_elector", "receivers::receiver_creator::receivers::k8s_cluster::config::k8s_leader_elector: a member runs only"},
 		{"unknown_field", "has invalid keys: leader_elction"}, //nolint:misspell // the typo is the test
 		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
 	}
@@ -108,7 +111,7 @@ func TestInvalidConfig(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			cfg, err := loadConfig(t, filepath.Join("testdata", "invalid", tt.file+".yaml"), component.NewID(metadata.Type))
 			if err == nil {
-				err = xconfmap.Validate(cfg)
+				err = confmap.Validate(cfg)
 			}
 			require.ErrorContains(t, err, tt.wantErr)
 		})
@@ -131,4 +134,14 @@ func TestLeaseNamespaceDefaults(t *testing.T) {
 	ns, err = le.leaseNamespace()
 	require.NoError(t, err)
 	assert.Equal(t, "from-sa-file", ns)
+}
+
+func TestFindKeyLooksEverywhere(t *testing.T) {
+	m := map[string]any{
+		"a": 1,
+		"b": map[string]any{"c": []any{"x", map[string]any{"d": 2}, map[string]any{"k8s_leader_elector": nil}}},
+	}
+	assert.Equal(t, "b::c::2::k8s_leader_elector", findKey(m, ownElectorField))
+	assert.Empty(t, findKey(map[string]any{"k8s_leader": 1, "e": []any{map[string]any{}}}, ownElectorField))
+	assert.Empty(t, findKey(nil, ownElectorField))
 }

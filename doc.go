@@ -1,4 +1,4 @@
-//go:generate go tool mdatagen metadata.yaml
+//go:generate go tool -modfile=hack/tools/go.mod mdatagen metadata.yaml
 
 // Package leaderreceivercreator provides the leader_receiver_creator receiver:
 // it runs a group of named sub-receivers (typically k8s_cluster and

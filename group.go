@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/xconfmap"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/xconsumer"
 	"go.opentelemetry.io/collector/pipeline"
@@ -22,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/service/hostcapabilities"
 	"go.uber.org/zap"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
@@ -88,6 +88,10 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 			errs = append(errs, err)
 			continue
 		}
+		if m.id.Type() != m.factory.Type() {
+			parent.Logger.Warn(logmsg.DeprecatedType, zap.String("receiver", key),
+				zap.String("type", m.id.Type().String()), zap.String("use", m.factory.Type().String()))
+		}
 		g.members = append(g.members, m)
 	}
 	return g, errors.Join(errs...)
@@ -136,7 +140,7 @@ func (m *member) config() (component.Config, error) {
 	if err := confmap.NewFromStringMap(m.raw).Unmarshal(c); err != nil {
 		return nil, fmt.Errorf("receivers::%s: %w", m.key, err)
 	}
-	if err := xconfmap.Validate(c); err != nil {
+	if err := confmap.Validate(c); err != nil {
 		return nil, fmt.Errorf("receivers::%s: %w", m.key, err)
 	}
 	return c, nil
@@ -502,7 +506,7 @@ type subHost struct {
 }
 
 // exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream
-// but still required by k8s_cluster v0.145.0.
+// but still required by k8s_cluster (v0.145.0 through v0.161.0).
 type exposeExporters interface {
 	GetExporters() map[pipeline.Signal]map[component.ID]component.Component
 }

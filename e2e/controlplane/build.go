@@ -17,14 +17,60 @@ import (
 	"time"
 )
 
-// KubernetesVersion is the version of kube-apiserver and
-// kube-controller-manager that Build produces. etcd is the version that
-// Kubernetes' own go.mod requires.
-const KubernetesVersion = "v1.35.4"
+// DefaultKubernetesVersion is the version of kube-apiserver and
+// kube-controller-manager that Build produces when KubeVersionEnv is unset:
+// the newest patch of the newest minor the Go module proxy serves. etcd is
+// the version that that Kubernetes release's own go.mod requires.
+const DefaultKubernetesVersion = "v1.37.2"
 
-// stagingVersion is the version of the k8s.io/* staging modules published
-// alongside KubernetesVersion (v1.X.Y -> v0.X.Y).
-var stagingVersion = "v0" + strings.TrimPrefix(KubernetesVersion, "v1")
+// KubeVersionEnv names the environment variable that selects another
+// Kubernetes release to build and run, e.g. KUBE_VERSION=v1.34.4 make e2e.
+// Each version has a cache directory of its own (CacheDir).
+const KubeVersionEnv = "KUBE_VERSION"
+
+// kubeVersionRe matches a Kubernetes release as tagged (and served by the
+// module proxy as k8s.io/kubernetes): v1.MINOR.PATCH with an optional
+// pre-release suffix (v1.38.0-beta.0); the leading v may be left out.
+var kubeVersionRe = regexp.MustCompile(`^v?1\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`)
+
+// kubeVersion is a parsed Kubernetes release.
+type kubeVersion struct {
+	// Version is the release, with its v: the k8s.io/kubernetes module
+	// version and the gitVersion stamped into the binaries.
+	Version string
+	// Minor is the minor version number ("37"), the binaries' gitMinor.
+	Minor string
+	// Staging is the version of the k8s.io/* staging modules published
+	// with it (v1.X.Y -> v0.X.Y).
+	Staging string
+}
+
+// parseKubeVersion parses the value of KubeVersionEnv ("" is
+// DefaultKubernetesVersion).
+func parseKubeVersion(s string) (kubeVersion, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		s = DefaultKubernetesVersion
+	}
+	m := kubeVersionRe.FindStringSubmatch(s)
+	if m == nil {
+		return kubeVersion{}, fmt.Errorf("%s=%q is not a Kubernetes release: want v1.MINOR.PATCH as tagged, e.g. %s (go list -m -versions k8s.io/kubernetes lists them), or leave it unset for %s",
+			KubeVersionEnv, s, DefaultKubernetesVersion, DefaultKubernetesVersion)
+	}
+	v := "v" + strings.TrimPrefix(s, "v")
+	return kubeVersion{Version: v, Minor: m[1], Staging: "v0" + strings.TrimPrefix(v, "v1")}, nil
+}
+
+// selectedVersion is the version KubeVersionEnv selects.
+func selectedVersion() (kubeVersion, error) { return parseKubeVersion(os.Getenv(KubeVersionEnv)) }
+
+// KubernetesVersion is the Kubernetes release that Build builds and Start
+// runs: KubeVersionEnv's value, or DefaultKubernetesVersion when it is
+// unset. A malformed value is an error that names KubeVersionEnv.
+func KubernetesVersion() (string, error) {
+	v, err := selectedVersion()
+	return v.Version, err
+}
 
 // Binaries are the paths of the built control-plane executables.
 // ControllerManager is empty unless it was asked for (BuildOptions).
@@ -37,10 +83,10 @@ type Binaries struct {
 
 // BuildOptions selects what Build builds besides kube-apiserver and etcd.
 type BuildOptions struct {
-	// ControllerManager also builds kube-controller-manager (in v1.35.4
-	// some 370 packages of its own beyond the other two's 1900, and a link
-	// of a ~90 MB binary): only `make run` and Options.ControllerManager
-	// need it.
+	// ControllerManager also builds kube-controller-manager (measured on
+	// v1.35.4: some 370 packages of its own beyond the other two's 1900,
+	// and a link of a ~90 MB binary): only `make run` and
+	// Options.ControllerManager need it.
 	ControllerManager bool
 }
 
@@ -53,9 +99,18 @@ const ControllerManagerTestsEnv = "E2E_CONTROLLER_MANAGER"
 // ControllerManagerTests reports whether ControllerManagerTestsEnv is set.
 func ControllerManagerTests() bool { return os.Getenv(ControllerManagerTestsEnv) != "" }
 
-// CacheDir is where Build keeps its module and binaries:
+// CacheDir is where Build keeps the module and binaries of the selected
+// Kubernetes version (KubernetesVersion), one directory per version:
 // ${XDG_CACHE_HOME:-$HOME/.cache}/leaderreceivercreator/k8s-<version>.
 func CacheDir() (string, error) {
+	v, err := selectedVersion()
+	if err != nil {
+		return "", err
+	}
+	return cacheDir(v)
+}
+
+func cacheDir(v kubeVersion) (string, error) {
 	base := os.Getenv("XDG_CACHE_HOME")
 	if base == "" {
 		home, err := os.UserHomeDir()
@@ -64,7 +119,7 @@ func CacheDir() (string, error) {
 		}
 		base = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(base, "leaderreceivercreator", "k8s-"+KubernetesVersion), nil
+	return filepath.Join(base, "leaderreceivercreator", "k8s-"+v.Version), nil
 }
 
 // A binary Build can produce: its file name in the cache, the main package
@@ -162,9 +217,9 @@ func names(bs []binary) string {
 	return strings.Join(n, ", ")
 }
 
-// Build returns the kube-apiserver and etcd binaries, and with
-// opts.ControllerManager the kube-controller-manager binary, building those
-// not yet in CacheDir from the Go module proxy (several minutes on 2 cores;
+// Build returns the kube-apiserver and etcd binaries of KubernetesVersion,
+// and with opts.ControllerManager the kube-controller-manager binary,
+// building those not yet in CacheDir from the Go module proxy (several minutes on 2 cores;
 // kube-controller-manager alone a few more). Progress goes to w. Concurrent
 // callers, in this or other processes, serialise on a lock file; the
 // binaries are built in a temporary directory and renamed into place.
@@ -172,14 +227,18 @@ func Build(ctx context.Context, w io.Writer, opts BuildOptions) (Binaries, error
 	if w == nil {
 		w = io.Discard
 	}
-	dir, err := CacheDir()
+	v, err := selectedVersion()
+	if err != nil {
+		return Binaries{}, err
+	}
+	dir, err := cacheDir(v)
 	if err != nil {
 		return Binaries{}, err
 	}
 	want := opts.wanted()
 	bins := binariesIn(dir, want)
 	if len(missing(bins.Dir, want)) == 0 {
-		progressf(w, "control plane: using cached Kubernetes %s binaries in %s\n", KubernetesVersion, bins.Dir)
+		progressf(w, "control plane: using cached Kubernetes %s binaries in %s\n", v.Version, bins.Dir)
 		return bins, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -192,12 +251,17 @@ func Build(ctx context.Context, w io.Writer, opts BuildOptions) (Binaries, error
 	defer unlock()
 	todo := missing(bins.Dir, want) // another process may have built some while we waited
 	if len(todo) == 0 {
-		progressf(w, "control plane: using Kubernetes %s binaries built by another process\n", KubernetesVersion)
+		progressf(w, "control plane: using Kubernetes %s binaries built by another process\n", v.Version)
 		return bins, nil
 	}
 	start := time.Now()
-	progressf(w, "control plane: building %s %s from the Go module proxy into %s (first time only; several minutes)\n", names(todo), KubernetesVersion, dir)
-	if err := build(ctx, dir, bins.Dir, todo, w); err != nil {
+	progressf(w, "control plane: building %s %s from the Go module proxy into %s (first time only; several minutes)\n", names(todo), v.Version, dir)
+	if err := build(ctx, v, dir, bins.Dir, todo, w); err != nil {
+		if _, serr := os.Stat(bins.Dir); errors.Is(serr, os.ErrNotExist) {
+			// Nothing of this version was ever built (a version the proxy
+			// does not serve, say): leave no directory for it behind.
+			_ = os.RemoveAll(dir)
+		}
 		return Binaries{}, err
 	}
 	progressf(w, "control plane: built in %s\n", time.Since(start).Round(time.Second))
@@ -244,7 +308,7 @@ func lockFile(ctx context.Context, path string, w io.Writer) (func(), error) {
 var runGo = goCmd
 
 // build builds todo in the module dir/src and moves them into bin.
-func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) error {
+func build(ctx context.Context, v kubeVersion, dir, bin string, todo []binary, w io.Writer) error {
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
@@ -254,16 +318,16 @@ func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) err
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module k8sbuild\n\ngo 1.26\n"), 0o644); err != nil {
 		return err
 	}
-	out, err := runGo(ctx, src, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
-	if err != nil {
-		return fmt.Errorf("download k8s.io/kubernetes@%s: %w\n%s", KubernetesVersion, err, out)
-	}
+	out, err := runGo(ctx, src, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+v.Version)
+	// go mod download -json reports a version the proxy does not serve in
+	// its JSON (and exits 1).
 	var dl struct{ GoMod, Error string }
-	if err := json.Unmarshal(out, &dl); err != nil {
-		return fmt.Errorf("download k8s.io/kubernetes@%s: %w %s", KubernetesVersion, err, dl.Error)
-	}
-	if dl.GoMod == "" {
-		return fmt.Errorf("download k8s.io/kubernetes@%s: %s", KubernetesVersion, dl.Error)
+	if jerr := json.Unmarshal(out, &dl); jerr != nil || dl.GoMod == "" {
+		why := dl.Error
+		if why == "" {
+			why = fmt.Sprint(errors.Join(err, jerr))
+		}
+		return fmt.Errorf("download k8s.io/kubernetes@%s (%s): %s", v.Version, versionSource(), why)
 	}
 	kmod, err := os.ReadFile(dl.GoMod)
 	if err != nil {
@@ -273,8 +337,8 @@ func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) err
 	if len(staging) == 0 {
 		return fmt.Errorf("no ./staging replace directives found in %s", dl.GoMod)
 	}
-	progressf(w, "control plane: pinning %d staging modules to %s\n", len(staging), stagingVersion)
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(buildGoMod(staging)), 0o644); err != nil {
+	progressf(w, "control plane: pinning %d staging modules to %s\n", len(staging), v.Staging)
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(buildGoMod(v, staging, godebugLines(kmod))), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(src, "tools.go"), []byte(toolsGo), 0o644); err != nil {
@@ -291,7 +355,7 @@ func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) err
 		return err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }() // scratch: a leftover only costs disk space
-	args := []string{"build", "-v", "-trimpath", "-ldflags", ldflags(), "-o", tmp + string(filepath.Separator)}
+	args := []string{"build", "-v", "-trimpath", "-ldflags", ldflags(v), "-o", tmp + string(filepath.Separator)}
 	for _, b := range todo {
 		args = append(args, b.pkg)
 	}
@@ -305,12 +369,12 @@ func build(ctx context.Context, dir, bin string, todo []binary, w io.Writer) err
 		if err := os.Rename(filepath.Join(tmp, b.built), filepath.Join(bin, b.name)); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(bin, stampOf(b.name)), []byte(KubernetesVersion+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(bin, stampOf(b.name)), []byte(v.Version+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
 	if len(missing(bin, []binary{apiserverBinary, etcdBinary, controllerManagerBinary})) == 0 {
-		return os.WriteFile(filepath.Join(bin, allStamp), []byte(KubernetesVersion+"\n"), 0o644)
+		return os.WriteFile(filepath.Join(bin, allStamp), []byte(v.Version+"\n"), 0o644)
 	}
 	return nil
 }
@@ -339,26 +403,47 @@ func stagingModules(gomod []byte) []string {
 	return mods
 }
 
-func buildGoMod(staging []string) string {
+// versionSource says where the version Build uses came from, for errors.
+func versionSource() string {
+	if strings.TrimSpace(os.Getenv(KubeVersionEnv)) == "" {
+		return KubeVersionEnv + " unset: the default"
+	}
+	return "from " + KubeVersionEnv
+}
+
+var godebugRe = regexp.MustCompile(`(?m)^godebug\s+(?:\([^)]*\)|.*)$`)
+
+// godebugLines returns the godebug directives of Kubernetes' go.mod
+// (godebug default=go1.24 in v1.34): a main module's GODEBUG defaults
+// follow its own go line, so the build module repeats them to give the
+// binaries the defaults of a release build whatever the toolchain.
+func godebugLines(gomod []byte) []string {
+	return godebugRe.FindAllString(string(gomod), -1)
+}
+
+func buildGoMod(v kubeVersion, staging, godebug []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "module k8sbuild\n\ngo 1.26\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n", KubernetesVersion)
+	b.WriteString("module k8sbuild\n\ngo 1.26\n\n")
+	for _, g := range godebug {
+		b.WriteString(g + "\n\n")
+	}
+	fmt.Fprintf(&b, "require k8s.io/kubernetes %s\n\nreplace (\n", v.Version)
 	for _, m := range staging {
-		fmt.Fprintf(&b, "\t%s => %s %s\n", m, m, stagingVersion)
+		fmt.Fprintf(&b, "\t%s => %s %s\n", m, m, v.Staging)
 	}
 	b.WriteString(")\n")
 	return b.String()
 }
 
 // ldflags stamps the version clients and the apiserver check.
-func ldflags() string {
-	minor := strings.SplitN(strings.TrimPrefix(KubernetesVersion, "v"), ".", 3)
+func ldflags(v kubeVersion) string {
 	var parts []string
 	parts = append(parts, "-s", "-w")
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		parts = append(parts,
-			"-X", pkg+".gitVersion="+KubernetesVersion,
-			"-X", pkg+".gitMajor="+minor[0],
-			"-X", pkg+".gitMinor="+minor[1],
+			"-X", pkg+".gitVersion="+v.Version,
+			"-X", pkg+".gitMajor=1",
+			"-X", pkg+".gitMinor="+v.Minor,
 			"-X", pkg+".gitTreeState=clean",
 		)
 	}
