@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks unit stress generate generate-check vet lint distribution controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -23,16 +23,46 @@ run: distribution
 #   3. lint, then the unit tests, at nice 19: they get the CPU that 1 and 2
 #      leave, most of it during the end-to-end run. At normal priority they
 #      would delay that run's start by as much as they take.
-# Each job's output is shown whole when it ends.
-test: generate-check
-	$(MAKE) -j3 --output-sync=target e2e checks
+# Each job's output is shown whole when it ends. Every stage prints when it
+# started and how long it took (hack/stage.sh); a table of all of them ends
+# the run.
+test:
+	@mkdir -p $(BIN); export STAGE_T0=$$(date +%s) STAGE_LOG=$(BIN)/stages.log; : >$(BIN)/stages.log; \
+	  $(STAGE) generate-check $(MAKE) --no-print-directory generate-check && \
+	  $(MAKE) -j3 --output-sync=target e2e checks; rc=$$?; \
+	  hack/stage-summary.sh $(BIN)/stages.log; exit $$rc
 
+# The unit tests run at both ends of the collector range we claim: go.mod's
+# minimum, and the newest line (hack/versions.yaml) in a scratch copy.
 checks:
+	nice -n 19 $(MAKE) pins
 	nice -n 19 $(MAKE) lint
 	nice -n 19 $(MAKE) unit
+	nice -n 19 $(MAKE) unit-newest
+
+# Runs a stage of make test, timed (see test).
+STAGE := $(CURDIR)/hack/stage.sh
 
 unit:
-	$(GO) test -race -count=1 ./...
+	$(STAGE) unit $(GO) test -race -count=1 ./...
+
+## pins: every version pin agrees with hack/versions.yaml (e2e/pins; make bump-collector moves them)
+pins:
+	cd e2e && $(STAGE) pins $(GO) test -count=1 ./pins/
+
+## bump-collector: move every version pin at once (hack/versions.yaml, then go.mod, the builder configs, ocb, the control plane's Kubernetes, the README's tables), then re-resolve the module graphs: make bump-collector V=v0.153.0 [CONTRIB=…] [NEWEST=v0.166.0] [NEWEST_CONTRIB=…] [KUBE=v1.37.3]
+bump-collector:
+	cd e2e && $(GO) run ./cmd/bump-collector -root .. $(if $(V),-core $(V)) $(if $(CONTRIB),-contrib $(CONTRIB)) \
+	  $(if $(NEWEST),-newest $(NEWEST)) $(if $(NEWEST_CONTRIB),-newest-contrib $(NEWEST_CONTRIB)) $(if $(KUBE),-kubernetes $(KUBE))
+	$(GO) mod tidy -e # core's test-only modules are not all served at every release
+	cd e2e && $(GO) mod tidy
+	hack/build-distribution.sh --resolve
+	hack/build-peer.sh --resolve
+	hack/build-newest.sh --resolve
+
+## unit-newest: the unit tests against the newest collector line (hack/versions.yaml), in bin/_newest
+unit-newest:
+	$(STAGE) unit-newest hack/unit-newest.sh
 
 SEEDS ?= 100
 
@@ -61,22 +91,29 @@ generate-check: generate
 LINT := $(GO) tool -modfile=$(CURDIR)/hack/tools/go.mod golangci-lint
 
 lint:
-	$(LINT) run ./...
-	cd e2e && $(LINT) run ./...
+	$(STAGE) lint $(LINT) run ./...
+	cd e2e && $(STAGE) lint-e2e $(LINT) run ./...
 
-## distribution: build bin/otelcol-leader with ocb (only when an input changed)
+## distribution: build bin/otelcol-leader: ocb v0.152.0 sources, built with the committed distribution/go.mod and go.sum (only when an input changed; after moving a pin: hack/build-distribution.sh --resolve)
 distribution: $(BIN)/otelcol-leader
 
-# The inputs of a collector build: its builder config, the build script and,
-# for our distribution, this module's non-test sources (e2e/, deploy/ and the
-# tools module are modules or files of their own).
-COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy -o -path ./hack/tools \) -prune \
+## distribution-newest: build bin/otelcol-leader-newest, our component on the newest core (ocb v0.165.0; not part of make test)
+distribution-newest: $(BIN)/otelcol-leader-newest
+
+# The inputs of a collector build: its builder config, the module graph
+# resolved for it (go.mod and go.sum beside it), the build scripts and, for
+# our distributions, this module's non-test sources (e2e/, deploy/,
+# distribution/ and the tools module are modules or files of their own).
+COMPONENT_SOURCES := $(shell find . \( -path ./bin -o -path ./.git -o -path ./e2e -o -path ./deploy -o -path ./distribution -o -path ./hack/tools \) -prune \
 	-o \( \( -name '*.go' ! -name '*_test.go' \) -o -name go.mod -o -name go.sum \) -print)
 
-$(BIN)/otelcol-leader: distribution/builder-config.yaml hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
-	hack/build-distribution.sh
+$(BIN)/otelcol-leader: distribution/builder-config.yaml distribution/go.mod distribution/go.sum hack/build-collector.sh hack/build-distribution.sh $(COMPONENT_SOURCES)
+	$(STAGE) distribution hack/build-distribution.sh
 
-$(BIN)/otelcol-peer: e2e/peer/builder-config.yaml hack/build-collector.sh hack/build-peer.sh
+$(BIN)/otelcol-leader-newest: distribution/newest/builder-config.yaml distribution/newest/go.mod distribution/newest/go.sum hack/build-collector.sh hack/build-newest.sh $(COMPONENT_SOURCES)
+	hack/build-newest.sh
+
+$(BIN)/otelcol-peer: e2e/peer/builder-config.yaml e2e/peer/go.mod e2e/peer/go.sum hack/build-collector.sh hack/build-peer.sh
 	hack/build-peer.sh
 
 ## e2e: the end-to-end proof alone (builds what it needs first); KUBE_VERSION=v1.34.4 make e2e runs it on another Kubernetes release
@@ -92,15 +129,15 @@ e2e-builds:
 	$(MAKE) e2e-compile
 
 e2e-compile:
-	cd e2e && $(GO) test -count=1 -exec true ./... >/dev/null # compile and link only: true "runs" each test binary
+	cd e2e && $(STAGE) e2e-compile $(GO) test -count=1 -exec true ./... >/dev/null # compile and link only: true "runs" each test binary
 
 # The compatibility matrix (e2e/compat: nine collectors on a control plane of
 # its own) runs after the other packages, not beside them: the scenarios'
 # timings are short. In make test it runs COMPAT_TERMS terms per row (its
 # default, 3); make compat runs 30.
 e2e-run:
-	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/compat$$')
-	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(GO) test -count=1 -timeout 20m ./compat/
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(STAGE) e2e-run $(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v '/compat$$')
+	cd e2e && E2E_COLLECTOR=$(BIN)/otelcol-leader $(STAGE) e2e-compat $(GO) test -count=1 -timeout 20m ./compat/
 
 COMPAT_TERMS ?= 30
 
@@ -120,7 +157,7 @@ compat:
 # The build runs in the test binary's TestMain: on a cold machine, side by
 # side with the other builds, it takes longer than go test's default 10m.
 controlplane:
-	cd e2e && $(GO) test -count=1 -timeout 60m -run '^TestStagingModules$$' ./controlplane/
+	cd e2e && $(STAGE) controlplane $(GO) test -count=1 -timeout 60m -run '^TestStagingModules$$' ./controlplane/
 
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution $(BIN)/otelcol-peer
@@ -128,3 +165,8 @@ bench: distribution $(BIN)/otelcol-peer
 
 clean:
 	rm -rf $(BIN)
+
+## prove-release: build a collector with ocb from README's snippet against a scratch tag of HEAD served by a file:// module proxy; check it lists and validates leader_receiver_creator (RELEASING.md; not part of make test)
+.PHONY: prove-release
+prove-release:
+	hack/prove-release.sh

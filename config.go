@@ -161,6 +161,9 @@ func (cfg *Config) validateReceivers() []error {
 		if id.Type() == metadata.Type {
 			errs = append(errs, fmt.Errorf("receivers: %q cannot run inside %s", key, metadata.Type))
 		}
+		if path := findKey(cfg.Receivers[key], ownElectorField); path != "" {
+			errs = append(errs, fmt.Errorf("receivers::%s::%s: a member runs only while this block holds its Lease; an elector of its own would start it outside the block's terms (remove the field)", key, path))
+		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(cfg.Signals)) {
 		if _, ok := cfg.Receivers[key]; !ok {
@@ -214,4 +217,39 @@ func podNamespace() (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	return "", errors.New("not set, and neither POD_NAMESPACE nor " + serviceAccountNamespaceFile + " gives the pod's namespace")
+}
+
+// ownElectorField is the field contrib's k8s receivers (k8s_cluster,
+// k8s_events, k8sobjects) take to run under the k8s_leader_elector extension.
+// In a member, or in a receiver a member creates (receiver_creator's
+// templates), it would start that receiver whenever the extension leads, on a
+// context the group's stop does not cancel.
+const ownElectorField = "k8s_leader_elector"
+
+// findKey returns the path (a::b::c) of the first key named name in a
+// member's configuration, at any depth, or "".
+func findKey(m map[string]any, name string) string {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k == name {
+			return k
+		}
+		var inner string
+		switch v := m[k].(type) {
+		case map[string]any:
+			inner = findKey(v, name)
+		case []any:
+			for i, e := range v {
+				if em, ok := e.(map[string]any); ok {
+					if p := findKey(em, name); p != "" {
+						inner = fmt.Sprint(i) + "::" + p
+						break
+					}
+				}
+			}
+		}
+		if inner != "" {
+			return k + "::" + inner
+		}
+	}
+	return ""
 }

@@ -101,6 +101,9 @@ func TestInvalidConfig(t *testing.T) {
 		{"signals_unknown_receiver", `signals: "k8s_events" is not one of receivers`},
 		{"signals_unknown_signal", `signals::k8s_cluster: unknown signal "metric"`},
 		{"signals_empty", "signals::k8s_cluster must list at least one signal"},
+		// contrib's k8s receivers take it; the block is their elector.
+		{"member_own_elector", "receivers::k8s_events::k8s_leader_elector: a member runs only while this block holds its Lease"},
+		{"member_creates_own_elector", "receivers::receiver_creator::receivers::k8s_cluster::config::k8s_leader_elector: a member runs only"},
 		{"unknown_field", "has invalid keys: leader_elction"}, //nolint:misspell // the typo is the test
 		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
 	}
@@ -131,4 +134,14 @@ func TestLeaseNamespaceDefaults(t *testing.T) {
 	ns, err = le.leaseNamespace()
 	require.NoError(t, err)
 	assert.Equal(t, "from-sa-file", ns)
+}
+
+func TestFindKeyLooksEverywhere(t *testing.T) {
+	m := map[string]any{
+		"a": 1,
+		"b": map[string]any{"c": []any{"x", map[string]any{"d": 2}, map[string]any{"k8s_leader_elector": nil}}},
+	}
+	assert.Equal(t, "b::c::2::k8s_leader_elector", findKey(m, ownElectorField))
+	assert.Empty(t, findKey(map[string]any{"k8s_leader": 1, "e": []any{map[string]any{}}}, ownElectorField))
+	assert.Empty(t, findKey(nil, ownElectorField))
 }

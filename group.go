@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/service/hostcapabilities"
 	"go.uber.org/zap"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
@@ -86,6 +87,10 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if m.id.Type() != m.factory.Type() {
+			parent.Logger.Warn(logmsg.DeprecatedType, zap.String("receiver", key),
+				zap.String("type", m.id.Type().String()), zap.String("use", m.factory.Type().String()))
 		}
 		g.members = append(g.members, m)
 	}
@@ -501,7 +506,7 @@ type subHost struct {
 }
 
 // exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream
-// but still required by k8s_cluster v0.145.0.
+// but still required by k8s_cluster (v0.145.0 through v0.161.0).
 type exposeExporters interface {
 	GetExporters() map[pipeline.Signal]map[component.ID]component.Component
 }

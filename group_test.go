@@ -15,6 +15,11 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/xreceiver"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 )
 
 // fullHost is a collector host with every capability a sub-receiver may use.
@@ -151,12 +156,14 @@ func (s *sharedState) enter() {
 func (s *sharedState) factory(typ component.Type) receiver.Factory {
 	return receiver.NewFactory(typ,
 		func() component.Config { return &testConfig{} },
-		receiver.WithMetrics(func(_ context.Context, _ receiver.Settings, cfg component.Config, _ consumer.Metrics) (receiver.Metrics, error) {
-			s.enter()
-			defer s.inside.Add(-1)
-			s.live[cfg]++
-			return &sharedStateReceiver{s: s, cfg: cfg}, nil
-		}, component.StabilityLevelAlpha))
+		receiver.WithMetrics(s.create, component.StabilityLevelAlpha))
+}
+
+func (s *sharedState) create(_ context.Context, _ receiver.Settings, cfg component.Config, _ consumer.Metrics) (receiver.Metrics, error) {
+	s.enter()
+	defer s.inside.Add(-1)
+	s.live[cfg]++
+	return &sharedStateReceiver{s: s, cfg: cfg}, nil
 }
 
 type sharedStateReceiver struct {
@@ -206,5 +213,42 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		require.NoError(t, <-stopped)
 		assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
 		assert.Empty(t, s.live)
+	})
+}
+
+// A type and its deprecated alias (http_check and httpcheck, k8s_objects and
+// k8sobjects) are one type: one factory and one package-level state behind
+// both names, so their members stop one at a time too. The alias is logged.
+func TestDeprecatedAliasSharesItsTypesStopLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		typ, alias := component.MustNewType("shared_state"), component.MustNewType("sharedstate")
+		s := &sharedState{live: map[component.Config]int{}, release: make(chan struct{})}
+		f := xreceiver.NewFactory(typ,
+			func() component.Config { return &testConfig{} },
+			xreceiver.WithMetrics(s.create, component.StabilityLevelAlpha),
+			xreceiver.WithDeprecatedTypeAlias(alias))
+		// As otelcol.MakeFactoryMap lists it: under both names.
+		host := &testHost{factories: map[component.Type]receiver.Factory{typ: f, alias: f}}
+		core, logs := observer.New(zap.WarnLevel)
+		set := receivertestSettings()
+		set.Logger = zap.New(core)
+		g, err := resolveGroup(testConfigFor("shared_state", "sharedstate/b"), host, set, consumers{metrics: nopSink()}, newProcessLeases())
+		require.NoError(t, err)
+		warned := logs.FilterMessage(logmsg.DeprecatedType).All()
+		require.Len(t, warned, 1)
+		assert.Equal(t, map[string]any{"receiver": "sharedstate/b", "type": "sharedstate", "use": "shared_state"}, warned[0].ContextMap())
+
+		rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
+		<-rg.Done()
+		require.NoError(t, rg.Err())
+		require.Len(t, s.live, 2)
+		stopped := make(chan error, 1)
+		go func() { stopped <- rg.stop(context.Background()) }()
+		synctest.Wait()
+		assert.Equal(t, int32(1), s.entered.Load(), "one Shutdown runs, the other waits for it")
+		s.release <- struct{}{}
+		s.release <- struct{}{}
+		require.NoError(t, <-stopped)
+		assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
 	})
 }

@@ -610,7 +610,7 @@ func receivertestSettings() receiver.Settings { return receivertest.NewNopSettin
 
 func nopSink() *consumertest.MetricsSink { return new(consumertest.MetricsSink) }
 
-// collectorModel is how the collector this module pins (otelcol v0.145.0)
+// collectorModel is how the collector this module pins (otelcol v0.152.0)
 // handles a FatalError, reduced to what matters here: the host's Report sends
 // the error on an unbuffered channel (service/internal/graph/host.go:85,
 // otelcol/collector.go:147), which only the select of Run's control loop
@@ -660,7 +660,7 @@ func (h *collectorHost) Report(ev *componentstatus.Event) {
 	}
 }
 
-// realCollector runs a real collector (otelcol v0.145.0) whose one block of
+// realCollector runs a real collector (otelcol at go.mod's line) whose one block of
 // leader_receiver_creator, with the given sub-receiver types and members
 // (receivers, as YAML flow), sits in a metrics and a logs pipeline and
 // talks to a fake API server (auth_type none: lifecycle_test's fallback).

@@ -613,6 +613,9 @@ func TestStatusReachesEveryPipelineInstance(t *testing.T) {
 		}
 		a.fail.Store(false)
 		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// The member reported from its Start; the report reaches the hosts
+		// from the delivery goroutine, which may not have run yet.
+		synctest.Wait()
 		for _, h := range []*testHost{a.host, logsHost} {
 			assert.Equal(t, componentstatus.StatusOK, h.lastStatus().Status())
 		}
@@ -1019,6 +1022,9 @@ func TestMemberStatusReachesEveryPipelineInstance(t *testing.T) {
 		a.start(t)
 		require.NoError(t, a.r.Start(context.Background(), logsHost))
 		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// The member reported from its Start; the report reaches the hosts
+		// from the delivery goroutine, which may not have run yet.
+		synctest.Wait()
 		for _, h := range []*testHost{a.host, logsHost} {
 			require.NotNil(t, h.lastStatus())
 			assert.ErrorContains(t, h.lastStatus().Err(), "watch failed")

@@ -27,7 +27,7 @@ const (
 	Peer LogDialect = "peer"
 )
 
-// The peer's log messages (contrib v0.145.0).
+// The peer's log messages (contrib v0.145.0 and v0.152.0 alike).
 const (
 	peerElectorStart = "Starting k8s leader elector with UUID"                      // field UUID: the Lease holderIdentity
 	peerEventsStart  = "Events Receiver started as leader"                          // k8s_events, on becoming leader

@@ -52,20 +52,20 @@ const (
 
 // expectation is what a receiver must show in every term, besides data.
 type expectation struct {
-	names []string // metric names, or k8sobjects' resource names, all present
+	names []string // metric names, or k8s_objects' resource names, all present
 	hits  string   // a path kind of the target server it must hit (ksm, rc)
 }
 
 var expectations = map[string]expectation{
 	"prometheus":       {names: []string{"apiserver_request_total", "kube_pod_info"}, hits: "ksm"},
-	"k8sobjects":       {names: []string{"pods", "events"}},
+	"k8s_objects":      {names: []string{"pods", "events"}},
 	"receiver_creator": {hits: "rc"},
 }
 
 // usesAPI: the receiver's own requests reach the API server as the replica's
-// ServiceAccount (the audit log shows them). httpcheck's /readyz is
+// ServiceAccount (the audit log shows them). http_check's /readyz is
 // anonymous; receiver_creator's observer has a ServiceAccount of its own.
-var usesAPI = map[string]bool{"k8s_cluster": true, "k8s_events": true, "k8sobjects": true, "prometheus": true}
+var usesAPI = map[string]bool{"k8s_cluster": true, "k8s_events": true, "k8s_objects": true, "prometheus": true}
 
 // row is one collector fleet of the matrix.
 type row struct {
@@ -276,7 +276,7 @@ func runRow(t *testing.T, e *env, r row) *result {
 		leader := sinks[start.Replica]
 		events := 0
 		missing := waitData(ctx, e, r, leader, start.At, 90*time.Second, func() {
-			// For k8s_events and k8sobjects' watch: an Event every 2s until
+			// For k8s_events and k8s_objects' watch: an Event every 2s until
 			// they have reported one (a watch may not be open yet).
 			events++
 			_, err := cluster.CreateEvent(ctx, e.cs, ns, k*1000+events)

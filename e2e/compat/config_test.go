@@ -27,7 +27,7 @@ const (
 	envAPIServer        = "COMPAT_APISERVER"         // host:port
 	envAPIServerURL     = "COMPAT_APISERVER_URL"     // https://host:port
 	envTarget           = "COMPAT_TARGET"            // host:port of the test's kube-state-metrics-style target
-	envTargetsNamespace = "COMPAT_TARGETS_NAMESPACE" // Pods and a Service for k8sobjects and k8s_observer
+	envTargetsNamespace = "COMPAT_TARGETS_NAMESPACE" // Pods and a Service for k8s_objects and k8s_observer
 )
 
 // observerContext is the kubeconfig context k8s_observer uses: a
@@ -85,8 +85,8 @@ var receivers = []receiverCase{
                 - targets:
                     - ${env:COMPAT_TARGET}`},
 	// Pull mode (Pods) and watch mode (Events).
-	{name: "k8sobjects", yaml: `
-      k8sobjects:
+	{name: "k8s_objects", yaml: `
+      k8s_objects:
         auth_type: kubeConfig
         objects:
           - name: pods
@@ -98,11 +98,11 @@ var receivers = []receiverCase{
             mode: watch
             namespaces:
               - ${env:POD_NAMESPACE}`},
-	// httpcheck has no Shutdown: a term's HTTP clients keep their idle
+	// http_check has no Shutdown: a term's HTTP clients keep their idle
 	// keep-alive connections (two goroutines each) until idle_conn_timeout,
 	// 90s by default (docs/compatibility.md). Shorter than a term here.
-	{name: "httpcheck", yaml: `
-      httpcheck:
+	{name: "http_check", yaml: `
+      http_check:
         collection_interval: 1s
         targets:
           - endpoint: ${env:COMPAT_APISERVER_URL}/readyz
@@ -117,14 +117,14 @@ var receivers = []receiverCase{
       receiver_creator:
         watch_observers: [k8s_observer]
         receivers:
-          httpcheck/pods:
+          http_check/pods:
             rule: type == "port" && name == "metrics"
             config:
               collection_interval: 1s
               targets:
                 - endpoint: http://` + "`endpoint`" + `/rc/${env:COMPAT_ID}
                   idle_conn_timeout: 2s
-          httpcheck/services:
+          http_check/services:
             rule: type == "k8s.service"
             config:
               collection_interval: 1s

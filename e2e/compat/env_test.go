@@ -29,7 +29,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 )
 
-// targetsNamespace holds the Pods and the Service that k8sobjects pulls and
+// targetsNamespace holds the Pods and the Service that k8s_objects pulls and
 // k8s_observer discovers.
 const targetsNamespace = "compat-targets"
 

@@ -27,7 +27,7 @@ var explained = []explainedLine{
 		why: "a scrape in flight when the receiver stops: its report cannot be appended any more (Prometheus' scrape loop, at shutdown)",
 	},
 	{
-		receiver: "k8sobjects", msg: regexp.MustCompile(`^error in pulling object$`), err: regexp.MustCompile(`context canceled`), atStop: true,
+		receiver: "k8s_objects", msg: regexp.MustCompile(`^error in pulling object$`), err: regexp.MustCompile(`context canceled`), atStop: true,
 		why: "a pull-mode List in flight when the receiver stops: Shutdown cancels its context",
 	},
 }

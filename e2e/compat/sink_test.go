@@ -20,7 +20,7 @@ import (
 const contrib = "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/"
 
 // sourceOf names the receiver that produced a batch's scope: its
-// instrumentation scope, and for httpcheck whether receiver_creator created
+// instrumentation scope, and for http_check whether receiver_creator created
 // it (it sets the discovered endpoint's k8s.* resource attributes).
 func sourceOf(scope string, resource map[string]string) string {
 	switch strings.TrimPrefix(scope, contrib) {
@@ -29,14 +29,14 @@ func sourceOf(scope string, resource map[string]string) string {
 	case "k8seventsreceiver":
 		return "k8s_events"
 	case "k8sobjectsreceiver":
-		return "k8sobjects"
+		return "k8s_objects"
 	case "prometheusreceiver":
 		return "prometheus"
 	case "httpcheckreceiver":
 		if resource["k8s.namespace.name"] != "" {
 			return "receiver_creator"
 		}
-		return "httpcheck"
+		return "http_check"
 	}
 	return "unknown scope " + scope
 }
@@ -46,7 +46,7 @@ type item struct {
 	At     time.Time // when the test read it
 	Source string    // sourceOf
 	N      int       // data points or log records
-	// Names: metric names, or the k8s.resource.name of k8sobjects' records.
+	// Names: metric names, or the k8s.resource.name of k8s_objects' records.
 	Names []string
 }
 

@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/clientgo"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 )
 
@@ -270,6 +272,8 @@ func (s *scenario) members() []member {
 // at once) and logs the figures.
 func (s *scenario) mixedFigures(trials []mixedTrial, spans []fleet.GroupSpan, seen map[string]int) {
 	t := s.t
+	reqs, err := s.audit.Settle(10 * time.Second) // every process has stopped
+	require.NoError(t, err, "reading the audit log")
 	byKind := map[string][]time.Duration{}
 	for i := range trials {
 		tr := &trials[i]
@@ -300,17 +304,31 @@ func (s *scenario) mixedFigures(trials []mixedTrial, spans []fleet.GroupSpan, se
 		byKind[label] = append(byKind[label], tr.gap)
 		switch tr.signal {
 		case "SIGKILL":
-			// Its last renewal was at most a retry_period before the kill:
-			// nobody may act before the Lease expired. A client-go
-			// standby compares records re-marshalled in whole seconds, so
-			// it may measure expiry from a renewal up to a second older
-			// than the last (the reason for comparing versions):
-			// it may act up to a second earlier.
-			limit := leaseDuration - retryPeriod
-			if nextKind == "client-go" {
-				limit -= time.Second
+			// Nobody may take the Lease before it expired, measured from
+			// outside: from the victim's last successful write of the
+			// Lease (a renewal, one still in flight at the kill included)
+			// to the next holder's first write of it, both as the API
+			// server received them. Our standby acts lease_duration after
+			// it saw the Lease change, which is after the change was
+			// received. A client-go standby compares records re-marshalled
+			// in whole seconds, so it may measure expiry from a renewal up
+			// to a second older than the last (the reason for
+			// comparing versions): it may act up to a second earlier.
+			// (The time from the kill is no measure: under load the last
+			// renewal can be more than a retry_period before it.)
+			first := leaseWrite(reqs, cluster.ServiceAccountUser(s.ns, next.Replica), tr.at, time.Time{}, false)
+			last := leaseWrite(reqs, cluster.ServiceAccountUser(s.ns, tr.victim.name), time.Time{}, first, true)
+			if assert.False(t, first.IsZero(), "no write of the Lease by %s after the kill of %s", next.Replica, tr.victim.name) &&
+				assert.False(t, last.IsZero(), "no renewal of the Lease by %s", tr.victim.name) {
+				limit := leaseDuration
+				if nextKind == "client-go" {
+					limit -= time.Second
+				}
+				waited := first.Sub(last)
+				t.Logf("SIGKILL %s -> %s: its last renewal at %.3fs, the Lease taken at %.3fs: %s after it (at least %s)",
+					tr.victim.name, next.Replica, last.Sub(s.t0).Seconds(), first.Sub(s.t0).Seconds(), waited, limit)
+				assert.GreaterOrEqual(t, waited, limit, "%s's Lease taken before it expired (by %s)", tr.victim.name, next.Replica)
 			}
-			assert.GreaterOrEqual(t, tr.takeover, limit, "%s's Lease taken before it expired (by %s)", tr.victim.name, next.Replica)
 		default:
 			assert.Less(t, tr.takeover, leaseDuration, "%s released the Lease: taken at once, not after it expired", tr.victim.name)
 		}
@@ -336,4 +354,49 @@ func (s *scenario) mixedFigures(trials []mixedTrial, spans []fleet.GroupSpan, se
 		seen, len(spans), closest.Round(time.Microsecond))
 	assert.Positive(t, seen["ours SIGTERM"]+seen["ours SIGKILL"], "one of ours led and was killed")
 	assert.Positive(t, seen["client-go SIGTERM"]+seen["client-go SIGKILL"], "a client-go candidate led and was killed")
+}
+
+// leaseWrite returns, among user's successful writes (update, create) of a
+// Lease received after after (when set) and before before (when set), the
+// last one's time if last, else the first one's; zero if there is none. The
+// time is when the API server received the request.
+func leaseWrite(reqs []audit.Request, user string, after, before time.Time, last bool) time.Time {
+	var at time.Time
+	for _, r := range reqs {
+		if r.User != user || !r.Lease() || (r.Verb != "update" && r.Verb != "create") || r.Code/100 != 2 {
+			continue
+		}
+		if (!after.IsZero() && !r.Received.After(after)) || (!before.IsZero() && !r.Received.Before(before)) {
+			continue
+		}
+		if at.IsZero() || (last && r.Received.After(at)) || (!last && r.Received.Before(at)) {
+			at = r.Received
+		}
+	}
+	return at
+}
+
+// leaseWrite reads only successful writes of the Lease by the one user, in
+// the window: what the SIGKILL check of mixedFigures measures from.
+func TestLeaseWritePicksSuccessfulLeaseWrites(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	lease := func(user, verb string, ms, code int) audit.Request {
+		return audit.Request{User: user, Verb: verb, APIGroup: "coordination.k8s.io", Resource: "leases", Received: at(ms), Code: code}
+	}
+	reqs := []audit.Request{
+		lease("a", "update", 100, 200),
+		lease("a", "update", 600, 200),
+		lease("a", "update", 1100, 409), // a failed renewal renews nothing
+		lease("a", "get", 1200, 200),
+		{User: "a", Verb: "list", Resource: "pods", Received: at(1300), Code: 200},
+		lease("b", "update", 4700, 200),
+		lease("b", "update", 5200, 200),
+		lease("a", "update", 4800, 200), // after b's takeover: not before it
+	}
+	first := leaseWrite(reqs, "b", at(1000), time.Time{}, false)
+	assert.Equal(t, at(4700), first)
+	assert.Equal(t, at(600), leaseWrite(reqs, "a", time.Time{}, first, true))
+	assert.True(t, leaseWrite(reqs, "c", time.Time{}, time.Time{}, true).IsZero())
+	assert.True(t, leaseWrite(reqs, "b", at(5200), time.Time{}, false).IsZero(), "strictly after")
 }

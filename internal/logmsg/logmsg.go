@@ -75,6 +75,12 @@ const (
 	// group's stop deadline): its goroutines outlived it. The data is dropped
 	// and counted in leader_group_dropped_after_stop: fields receiver, signal.
 	DataAfterStop = "sub-receiver sent data after it stopped; dropped"
+	// DeprecatedType is logged when the block's configuration is resolved,
+	// for a sub-receiver named by a deprecated alias of its type (httpcheck
+	// for http_check, k8sobjects for k8s_objects): it works, with the new
+	// type's factory and stop lock; its component ID keeps the name as
+	// written: fields receiver, type, use.
+	DeprecatedType = "sub-receiver type is a deprecated alias; use the new name"
 )
 
 // Reasons of GroupStopped, Released and LeftToExpire; a lost term's reason is
