@@ -27,7 +27,7 @@ var blocks = []block{
 | Module    | ` + "`github.com/leaderreceivercreator/leaderreceivercreator`" + ` {{pin "module"}} ([versions](#versions), [CHANGELOG](CHANGELOG.md)) |
 | Collector | {{pin "core"}} / {{pin "stable"}} or later (the minimum in go.mod); tested up to {{pin "newest_core"}} / {{pin "newest_stable"}} |
 | client-go | {{pin "client_go"}} or later (the minimum in go.mod); tested up to {{pin "newest_client_go"}} |
-| Kubernetes | e2e on {{pin "kubernetes"}} (` + "`make test`" + `); {{pin "kubernetes_oldest"}} on demand (` + "`KUBE_VERSION=`" + `) |
+| Kubernetes | e2e on {{pin "kubernetes"}} (` + "`make test`" + `); {{pin "kubernetes_oldest"}} on demand (` + "`KUBE_VERSION=`" + `; [runs](docs/compatibility.md#kubernetes-versions)) |
 | Go        | 1.25 or later (` + "`" + `go 1.25.0` + "`" + ` in go.mod: ` + "`" + `sync.WaitGroup.Go` + "`" + `, ` + "`" + `testing/synctest` + "`" + `; checked with ` + "`" + `GOTOOLCHAIN=go1.25.5 go vet ./...` + "`" + `); the collector line {{pin "newest_core"}} itself needs Go 1.26 |
 `},
 	{file: "README.md", name: "versions", text: `| Module version | Minimum collector (go.mod) | Newest collector tested | client-go | Our distribution |
