@@ -226,29 +226,24 @@ func podNamespace() (string, error) {
 // context the group's stop does not cancel.
 const ownElectorField = "k8s_leader_elector"
 
-// findKey returns the path (a::b::c) of the first key named name in a
-// member's configuration, at any depth, or "".
-func findKey(m map[string]any, name string) string {
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if k == name {
-			return k
-		}
-		var inner string
-		switch v := m[k].(type) {
-		case map[string]any:
-			inner = findKey(v, name)
-		case []any:
-			for i, e := range v {
-				if em, ok := e.(map[string]any); ok {
-					if p := findKey(em, name); p != "" {
-						inner = fmt.Sprint(i) + "::" + p
-						break
-					}
-				}
+// findKey returns the path (a::b::c, list indexes included) of the first
+// key named name in v at any depth, or "".
+func findKey(v any, name string) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if k == name {
+				return k
+			}
+			if p := findKey(v[k], name); p != "" {
+				return k + "::" + p
 			}
 		}
-		if inner != "" {
-			return k + "::" + inner
+	case []any:
+		for i, e := range v {
+			if p := findKey(e, name); p != "" {
+				return fmt.Sprint(i) + "::" + p
+			}
 		}
 	}
 	return ""

@@ -202,18 +202,25 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)
 
-		stopped := make(chan error, 1)
-		go func() { stopped <- rg.stop(context.Background()) }()
-		synctest.Wait()
-		assert.Equal(t, int32(1), s.entered.Load(), "one Shutdown runs, the other waits for it")
-		s.release <- struct{}{}
-		synctest.Wait()
-		assert.Equal(t, int32(2), s.entered.Load(), "then the other")
-		s.release <- struct{}{}
-		require.NoError(t, <-stopped)
-		assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
-		assert.Empty(t, s.live)
+		s.stopOneAtATime(t, rg)
 	})
+}
+
+// stopOneAtATime stops rg, whose two members share s, inside a synctest
+// bubble, and checks that their Shutdowns ran one after the other.
+func (s *sharedState) stopOneAtATime(t *testing.T, rg *runningGroup) {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() { stopped <- rg.stop(context.Background()) }()
+	synctest.Wait()
+	assert.Equal(t, int32(1), s.entered.Load(), "one Shutdown runs, the other waits for it")
+	s.release <- struct{}{}
+	synctest.Wait()
+	assert.Equal(t, int32(2), s.entered.Load(), "then the other")
+	s.release <- struct{}{}
+	require.NoError(t, <-stopped)
+	assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
+	assert.Empty(t, s.live)
 }
 
 // A type and its deprecated alias (http_check and httpcheck, k8s_objects and
@@ -242,13 +249,6 @@ func TestDeprecatedAliasSharesItsTypesStopLock(t *testing.T) {
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)
-		stopped := make(chan error, 1)
-		go func() { stopped <- rg.stop(context.Background()) }()
-		synctest.Wait()
-		assert.Equal(t, int32(1), s.entered.Load(), "one Shutdown runs, the other waits for it")
-		s.release <- struct{}{}
-		s.release <- struct{}{}
-		require.NoError(t, <-stopped)
-		assert.Equal(t, int32(1), s.maxInside.Load(), "never two calls into the factory's state at once")
+		s.stopOneAtATime(t, rg)
 	})
 }

@@ -108,22 +108,29 @@ func (b block) locate(doc string) (start, end int, err error) {
 	return start, start - 1 + j, nil
 }
 
+// read reads b's doc: the doc, the block's offsets in it, and what the
+// manifest renders there.
+func (b block) read(root string, m *Manifest) (doc string, start, end int, want string, err error) {
+	data, err := os.ReadFile(filepath.Join(root, b.file))
+	if err != nil {
+		return "", 0, 0, "", err
+	}
+	doc = string(data)
+	if start, end, err = b.locate(doc); err != nil {
+		return "", 0, 0, "", err
+	}
+	want, err = b.render(m)
+	return doc, start, end, want, err
+}
+
 func staleBlocks(root string, m *Manifest) ([]string, error) {
 	var stale []string
 	for _, b := range blocks {
-		data, err := os.ReadFile(filepath.Join(root, b.file))
+		doc, start, end, want, err := b.read(root, m)
 		if err != nil {
 			return nil, err
 		}
-		start, end, err := b.locate(string(data))
-		if err != nil {
-			return nil, err
-		}
-		want, err := b.render(m)
-		if err != nil {
-			return nil, err
-		}
-		if string(data[start:end]) != want {
+		if doc[start:end] != want {
 			stale = append(stale, fmt.Sprintf("%s: block %s differs from the manifest (make bump-collector rewrites it)", b.file, b.name))
 		}
 	}
@@ -133,24 +140,15 @@ func staleBlocks(root string, m *Manifest) ([]string, error) {
 func writeBlocks(root string, m *Manifest) ([]string, error) {
 	var changed []string
 	for _, b := range blocks {
-		path := filepath.Join(root, b.file)
-		data, err := os.ReadFile(path)
+		doc, start, end, want, err := b.read(root, m)
 		if err != nil {
 			return changed, err
 		}
-		start, end, err := b.locate(string(data))
-		if err != nil {
-			return changed, err
-		}
-		want, err := b.render(m)
-		if err != nil {
-			return changed, err
-		}
-		if string(data[start:end]) == want {
+		if doc[start:end] == want {
 			continue
 		}
-		out := string(data[:start]) + want + string(data[end:])
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil { //nolint:gosec // a doc
+		out := doc[:start] + want + doc[end:]
+		if err := os.WriteFile(filepath.Join(root, b.file), []byte(out), 0o644); err != nil { //nolint:gosec // a doc
 			return changed, err
 		}
 		changed = append(changed, b.file+" ("+b.name+")")

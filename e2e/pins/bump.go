@@ -35,12 +35,9 @@ func Bump(root string, move Move) ([]string, error) {
 		return nil, err
 	}
 	if move.Core != "" {
-		stable, err := StableFor(move.Core)
-		if err != nil {
+		if err := setLine(m, Minimum, move.Core); err != nil {
 			return nil, fmt.Errorf("core: %w", err)
 		}
-		m.Set("core", move.Core)
-		m.Set("stable", stable)
 		if line := strings.Join(strings.Split(move.Core, ".")[:2], "."); !strings.HasPrefix(m.Get("module"), line+".") {
 			m.Set("module", line+".0") // a new minimum line: a new minor
 		}
@@ -49,12 +46,9 @@ func Bump(root string, move Move) ([]string, error) {
 		}
 	}
 	if move.Newest != "" {
-		stable, err := StableFor(move.Newest)
-		if err != nil {
+		if err := setLine(m, Newest, move.Newest); err != nil {
 			return nil, fmt.Errorf("newest: %w", err)
 		}
-		m.Set("newest_core", move.Newest)
-		m.Set("newest_stable", stable)
 		if move.NewestContrib == "" {
 			move.NewestContrib = move.Newest
 		}
@@ -79,4 +73,15 @@ func Bump(root string, move Move) ([]string, error) {
 		return changed, fmt.Errorf("still disagreeing with the manifest:\n%s", strings.Join(bad, "\n"))
 	}
 	return append([]string{ManifestPath}, changed...), nil
+}
+
+// setLine moves line l to core release core and its stable v1 release.
+func setLine(m *Manifest, l Line, core string) error {
+	stable, err := StableFor(core)
+	if err != nil {
+		return err
+	}
+	m.Set(string(l)+"core", core)
+	m.Set(string(l)+"stable", stable)
+	return nil
 }

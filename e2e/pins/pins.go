@@ -168,7 +168,7 @@ type found struct {
 type Source struct {
 	Path string
 	Line Line
-	scan func(line string, inRequire *bool) []found
+	scan func(line string, state *bool) []found // state: carried from line to line (inside a block)
 }
 
 // Sources are the files whose versions the manifest governs.
@@ -259,9 +259,9 @@ func Scan(root string, m *Manifest) ([]Pin, error) {
 		if err != nil {
 			return nil, err
 		}
-		inRequire := false
+		state := false
 		for n, line := range strings.Split(string(data), "\n") {
-			for _, f := range s.scan(line, &inRequire) {
+			for _, f := range s.scan(line, &state) {
 				have := line[f.start:f.end]
 				want, ok := m.Want(s.Line, f.module, have)
 				if !ok {
