@@ -313,6 +313,11 @@ type behaviour struct {
 	entered   atomic.Int64  // Start calls so far
 	// createGate, when set, makes Create wait until it is closed.
 	createGate chan struct{}
+	// live counts instances from the entry of Create to the return of
+	// their Shutdown. The replica's cleanup waits for it: an instance
+	// created after a stop is shut down by a goroutine that outlives the
+	// runner's Shutdown, and a bubble must not end while it runs.
+	live sync.WaitGroup
 	hostMu     sync.Mutex
 	host       component.Host // the host the last Start was given
 }
@@ -329,6 +334,7 @@ func (b *behaviour) lastHost() component.Host {
 // journal their start and stop and emit one metric on start.
 func testFactory(typ component.Type, b *behaviour) receiver.Factory {
 	create := func(set receiver.Settings, cfg component.Config, signal string, next consumer.Metrics) *testReceiver {
+		b.live.Add(1) // done by the instance's Shutdown
 		if b.createGate != nil {
 			<-b.createGate
 		}
@@ -353,6 +359,7 @@ type testReceiver struct {
 	cfg     *testConfig
 	next    consumer.Metrics
 	entered bool
+	down    sync.Once // Shutdown ends the instance's life once (behaviour.live)
 }
 
 func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
@@ -386,6 +393,7 @@ func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
 }
 
 func (r *testReceiver) Shutdown(context.Context) error {
+	defer r.down.Do(r.b.live.Done)
 	if r.b.hang != nil {
 		<-r.b.hang
 	}
@@ -563,6 +571,10 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 			b.release()
 		}
 		_ = r.Shutdown(context.Background())
+		rp.b.live.Wait()
+		for _, b := range rp.others {
+			b.live.Wait()
+		}
 	})
 	return rp
 }

@@ -1082,6 +1082,32 @@ func TestHungCreateGivesTheLeaseAwayAfterStartTimeout(t *testing.T) {
 	})
 }
 
+// A Create that returns only after the replica was shut down. Its instance
+// is shut down unstarted by the group's start goroutine, which outlives the
+// runner's Shutdown: nothing may wait for a Create (doc.go). The replica's
+// cleanup waits for every instance it created to be shut down. Before, the
+// bubble could end while that Shutdown still ran (CI of stop 20, in the
+// simulation: "main bubble goroutine has exited but blocked goroutines
+// remain").
+func TestInstanceCreatedAfterShutdownIsShutDownUnstarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		require.NoError(t, c.tracker.Add(freeLease()))
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.createGate = make(chan struct{})
+		a.b.shutdownDelay = 2 * time.Second
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return c.holder(t) == "a" }, "a did not take the Lease")
+		synctest.Wait() // a's Create waits at its gate
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		a.b.release() // the Create returns after the stop
+		synctest.Wait()
+		assert.Equal(t, int64(1), a.b.instances.Load(), "the Create did not return")
+		assert.Zero(t, a.b.entered.Load(), "an instance created after the stop was started")
+		// The test ends while that instance's Shutdown runs.
+	})
+}
+
 // A member's Start that never returns and ignores its context, while the
 // term is healthy. Before: the Lease stayed renewed for as long as it hung,
 // with half a group running. Now the start is given up after start_timeout;
