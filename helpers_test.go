@@ -56,9 +56,13 @@ type journal struct {
 	running map[string]int // sub-receiver instances running, by replica
 	live    map[string]int // the same, by replica, sub-receiver and signal
 	overlap int            // the most groups ever running at once
+	// idleSince is when a replica's last running instance stopped.
+	idleSince map[string]time.Time
 }
 
-func newJournal() *journal { return &journal{running: map[string]int{}, live: map[string]int{}} }
+func newJournal() *journal {
+	return &journal{running: map[string]int{}, live: map[string]int{}, idleSince: map[string]time.Time{}}
+}
 
 func (j *journal) add(e string) {
 	j.mu.Lock()
@@ -91,6 +95,17 @@ func (j *journal) stopped(replica, id, signal string) {
 	j.entries = append(j.entries, "stop "+replica+"/"+id)
 	j.running[replica]--
 	j.live[replica+" "+id+" "+signal]--
+	if j.running[replica] == 0 {
+		j.idleSince[replica] = time.Now()
+	}
+}
+
+// idle reports whether a replica runs no instance, and since when (zero if
+// it never ran one).
+func (j *journal) idle(replica string) (bool, time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.running[replica] == 0, j.idleSince[replica]
 }
 
 func (j *journal) maxOverlap() int {
@@ -130,6 +145,9 @@ type cluster struct {
 	journal *journal
 	mu      sync.Mutex // serialises applying a change and journaling it
 	version int        // the last resourceVersion stamped
+	// onLeaseWrite, when set, is told of every create or update of the
+	// Lease that the API server accepted, with the holder before and after.
+	onLeaseWrite func(verb, prevHolder, holder string)
 }
 
 func newCluster(j *journal) *cluster {
@@ -205,13 +223,18 @@ func (c *cluster) apply(a k8stesting.Action) (bool, runtime.Object, error) {
 	if err := c.checkVersion(a); err != nil {
 		return true, nil, err
 	}
+	prevHolder := ""
+	if v := a.GetVerb(); v == "create" || v == "update" {
+		if prev, err := c.tracker.Get(leasesGVR, "ns", "lease"); err == nil {
+			prevHolder = holderOf(prev.(*coordinationv1.Lease))
+		}
+	}
 	handled, obj, err := k8stesting.ObjectReaction(c.tracker)(a)
 	if l, ok := obj.(*coordinationv1.Lease); ok && err == nil && a.GetVerb() != "get" && a.GetVerb() != "list" {
-		holder := ""
-		if l.Spec.HolderIdentity != nil {
-			holder = *l.Spec.HolderIdentity
+		c.journal.add("lease " + holderOf(l))
+		if c.onLeaseWrite != nil {
+			c.onLeaseWrite(a.GetVerb(), prevHolder, holderOf(l))
 		}
-		c.journal.add("lease " + holder)
 	}
 	return handled, obj, err
 }
@@ -273,7 +296,10 @@ func freeLease() *coordinationv1.Lease {
 }
 
 func (c *cluster) holder(t *testing.T) string {
-	l := c.lease(t)
+	return holderOf(c.lease(t))
+}
+
+func holderOf(l *coordinationv1.Lease) string {
 	if l.Spec.HolderIdentity == nil {
 		return ""
 	}
@@ -317,9 +343,9 @@ type behaviour struct {
 	// their Shutdown. The replica's cleanup waits for it: an instance
 	// created after a stop is shut down by a goroutine that outlives the
 	// runner's Shutdown, and a bubble must not end while it runs.
-	live sync.WaitGroup
-	hostMu     sync.Mutex
-	host       component.Host // the host the last Start was given
+	live   sync.WaitGroup
+	hostMu sync.Mutex
+	host   component.Host // the host the last Start was given
 }
 
 // lastHost is the host the sub-receiver's last Start was given: a member

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -24,11 +26,14 @@ import (
 // Lease (labels, another holder), and its deletion. After every step it
 // checks the promise from the groups' side: never two groups at once
 // (journal.maxOverlap counts running instances across replicas, from their
-// Start to the return of their Shutdown).
+// Start to the return of their Shutdown). At every write to the Lease it
+// checks that no replica keeps the Lease renewed while it runs no group for
+// longer than a start may take (renewalCheck).
 //
 // make test runs seeds 1 to simDefaultSeeds; `make stress SEEDS=N` runs N
 // new ones.
-// A failing seed says how to replay it: SIM_SEED=<seed>.
+// A failing seed says how to replay it: SIM_SEED=<seed>; with SIM_DEBUG=1
+// the replay also prints every replica's log lines, in fake time.
 
 const (
 	simSpan         = 30 * time.Minute
@@ -73,6 +78,9 @@ func simulate(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		j := newJournal()
 		c := newCluster(j)
+		cfg := testConfigFor("testrcv")
+		renewals := newRenewalCheck(j, cfg)
+		c.onLeaseWrite = renewals.write
 		var reps []*replica
 		for _, name := range []string{"a", "b", "c"} {
 			rp := newReplica(t, c, name, testConfigFor("testrcv"))
@@ -84,6 +92,13 @@ func simulate(t *testing.T, seed uint64) {
 		}
 		fail := func(format string, args ...any) {
 			t.Helper()
+			if os.Getenv("SIM_DEBUG") != "" {
+				for _, rp := range reps {
+					for _, e := range rp.logs.All() {
+						t.Logf("%s %s %s %v", e.Time.Format(time.TimeOnly+".000"), rp.name, e.Message, e.ContextMap())
+					}
+				}
+			}
 			t.Fatalf("seed %d (replay: SIM_SEED=%d go test -run 'TestSimulationNeverRunsTwoGroups' .): %s\njournal: %v",
 				seed, seed, fmt.Sprintf(format, args...), j.list())
 		}
@@ -124,6 +139,9 @@ func simulate(t *testing.T, seed uint64) {
 			if j.maxOverlap() > 1 {
 				fail("two groups ran at once after faults %v", faults)
 			}
+			if bad := renewals.violations(); len(bad) > 0 {
+				fail("renewals without a group %v after faults %v", bad, faults)
+			}
 		}
 		// Healed: one replica leads again (after the back-off a member's
 		// failure costs, or lease_duration for an intruder's record or a
@@ -136,6 +154,9 @@ func simulate(t *testing.T, seed uint64) {
 		synctest.Wait()
 		if j.maxOverlap() > 1 {
 			fail("two groups ran at once")
+		}
+		if bad := renewals.violations(); len(bad) > 0 {
+			fail("renewals without a group %v", bad)
 		}
 		leading, out, acquired := 0, 0, 0
 		for _, rp := range reps {
@@ -154,4 +175,76 @@ func simulate(t *testing.T, seed uint64) {
 			fail("%d replicas lead after the faults healed (%d took themselves out)", leading, out)
 		}
 	})
+}
+
+// renewalCheck sees every write to the Lease and records each one by which
+// a replica kept the Lease while it ran no group for longer than a group's
+// start may take. From outside, a term's first write and a renewal can look
+// alike (a candidate that wins back its own unreleased record renews it), so
+// it follows spells: a spell begins at a replica's first write while it runs
+// no instance (an instance counts as running until its Shutdown returned)
+// and continues through its renewals of its own record, written no more than
+// renew_deadline apart (a term whose renewals stop for longer has ended); it
+// ends when the replica runs an instance. A spell may last
+// start_timeout, the bound of a group's start, and, after the replica
+// created the Lease, also lease_duration from that creation: the elector
+// holds a term won on a Lease it created that long before it hands it out
+// (elector.waitOutDeletedHolder).
+type renewalCheck struct {
+	journal                                    *journal
+	leaseDuration, renewDeadline, startTimeout time.Duration
+
+	mu      sync.Mutex
+	spell   map[string]time.Time // when each replica's spell began, if it has one
+	last    map[string]time.Time // each replica's last write
+	created map[string]time.Time // when each replica last created the Lease
+	bad     []string
+}
+
+func newRenewalCheck(j *journal, cfg *Config) *renewalCheck {
+	return &renewalCheck{
+		journal: j, leaseDuration: cfg.LeaderElection.LeaseDuration, renewDeadline: cfg.LeaderElection.RenewDeadline,
+		startTimeout: cfg.StartTimeout,
+		spell:        map[string]time.Time{}, last: map[string]time.Time{}, created: map[string]time.Time{},
+	}
+}
+
+// write is cluster.onLeaseWrite: it runs under the fake API server's lock,
+// so writes are seen in the order they were applied.
+func (rc *renewalCheck) write(verb, prevHolder, holder string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	now := time.Now()
+	if holder == "" {
+		return
+	}
+	renewal := prevHolder == holder && now.Sub(rc.last[holder]) <= rc.renewDeadline
+	rc.last[holder] = now
+	if verb == "create" {
+		rc.created[holder] = now
+	}
+	idle, since := rc.journal.idle(holder)
+	if !idle {
+		delete(rc.spell, holder)
+		return
+	}
+	began, ok := rc.spell[holder]
+	if !ok || !renewal || began.Before(since) { // a new spell, or it ran an instance since
+		began = now
+		rc.spell[holder] = began
+	}
+	limit := began.Add(rc.startTimeout)
+	if c := rc.created[holder].Add(rc.leaseDuration + rc.startTimeout); c.After(limit) {
+		limit = c
+	}
+	if now.After(limit) {
+		rc.bad = append(rc.bad, fmt.Sprintf("%s at %s, running nothing since %s", holder,
+			now.Format(time.TimeOnly+".000"), began.Format(time.TimeOnly+".000")))
+	}
+}
+
+func (rc *renewalCheck) violations() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.bad)
 }
