@@ -16,6 +16,7 @@ import (
 // a renewal deadline (API unreachable), half by finding another holder, and
 // checks every group stopped, nothing overlapped and (TestMain's goleak) no
 // goroutine is left behind.
+// Invariants S1, S7.
 func TestThousandAcquireLoseCycles(t *testing.T) {
 	const cycles = 1000
 	synctest.Test(t, func(t *testing.T) {

@@ -176,6 +176,7 @@ func startLeaky(t *testing.T, l *leaky, sink consumer.Metrics, dropped dropFunc)
 // (a) A member's goroutine sends after its Shutdown returned (the term was
 // lost): nothing reaches the pipeline, the items are counted with the
 // member's name, and one Warn line names it.
+// Invariant S12.
 func TestFenceDropsDataSentAfterShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -215,6 +216,7 @@ func TestFenceDropsDataSentAfterShutdown(t *testing.T) {
 }
 
 // (b) Data a member sends during its Shutdown belongs to the term: it passes.
+// Invariant S12.
 func TestFencePassesDataSentDuringShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := &leaky{flush: 5}
@@ -238,6 +240,7 @@ func TestFencePassesDataSentDuringShutdown(t *testing.T) {
 // (c) A member whose Shutdown never returns: its data passes until the
 // stop's deadline, when the fence closes all the same; after it, its data is
 // dropped.
+// Invariant S12.
 func TestFenceClosesAtTheStopDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := &leaky{hang: make(chan struct{})}
@@ -266,6 +269,7 @@ func TestFenceClosesAtTheStopDeadline(t *testing.T) {
 
 // A member's first drop is reported once per term: the next term's fences
 // report it again.
+// Invariant S12.
 func TestFenceReportsTheFirstDropOncePerTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := &leaky{}
@@ -285,6 +289,7 @@ func TestFenceReportsTheFirstDropOncePerTerm(t *testing.T) {
 
 // Every signal's consumer is fenced, and reports its own items; a nil one
 // stays nil.
+// Invariant S12.
 func TestFenceGatesEverySignal(t *testing.T) {
 	metrics, logs, traces, profiles := new(consumertest.MetricsSink), new(consumertest.LogsSink), new(consumertest.TracesSink), new(consumertest.ProfilesSink)
 	d := newDrops()
@@ -325,6 +330,7 @@ func TestFenceGatesEverySignal(t *testing.T) {
 
 // A fence made after the term's fences were closed is closed; a fence whose
 // factory failed closes at once; without a dropFunc data is dropped silently.
+// Invariant S12.
 func TestFenceClosedAfterCloseAllAndFailedCreate(t *testing.T) {
 	fs := newFences(nil)
 	sink := nopSink()
@@ -341,6 +347,7 @@ func TestFenceClosedAfterCloseAllAndFailedCreate(t *testing.T) {
 // (d) Consume calls race with the close (go test -race): no call that begins
 // after the close returned reaches the next consumer, and every call is
 // either passed on or counted as dropped.
+// Invariant S12.
 func TestFenceConsumeRacesWithClose(t *testing.T) {
 	for _, how := range []string{"shutdown", "closeAll", "both"} {
 		t.Run(how, func(t *testing.T) {

@@ -188,6 +188,7 @@ func (r *sharedStateReceiver) Shutdown(context.Context) error {
 // Two members of one type never run their factory's Create or Shutdown at
 // once, although a group stops its members concurrently: contrib receivers
 // keep package-level state that is not safe for that (processLeases.lockType).
+// Invariant S15.
 func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		typ := component.MustNewType("sharedstate")
@@ -226,6 +227,7 @@ func (s *sharedState) stopOneAtATime(t *testing.T, rg *runningGroup) {
 // A type and its deprecated alias (http_check and httpcheck, k8s_objects and
 // k8sobjects) are one type: one factory and one package-level state behind
 // both names, so their members stop one at a time too. The alias is logged.
+// Invariant S15.
 func TestDeprecatedAliasSharesItsTypesStopLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		typ, alias := component.MustNewType("shared_state"), component.MustNewType("sharedstate")

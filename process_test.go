@@ -21,6 +21,7 @@ import (
 // clusters (two kubeconfig contexts). Before: they shared one slot, keyed by
 // namespace/name only, so one of them never led. Now each leads in its own
 // cluster.
+// Invariant S13.
 func TestSameLeaseInTwoClustersHasTwoSlots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := newJournal()
@@ -38,6 +39,7 @@ func TestSameLeaseInTwoClustersHasTwoSlots(t *testing.T) {
 // The cluster a slot is keyed by is the API server and its CA, as resolved,
 // not the kubeconfig context's name: two contexts that reach one server share
 // a slot (or a reload through another context would start a second group).
+// Invariant S13.
 func TestClusterNameIsTheServerAndItsCA(t *testing.T) {
 	const kubeconfig = `apiVersion: v1
 kind: Config
@@ -91,6 +93,7 @@ users:
 // held a process-wide lock of the type, so A's member could not begin its
 // stop, A missed its deadline, blamed its own member and the process exited.
 // A type that keeps no shared state takes no lock now.
+// Invariant S15.
 func TestSlowStopOfOneBlockNeverDelaysAnother(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -121,6 +124,7 @@ func TestSlowStopOfOneBlockNeverDelaysAnother(t *testing.T) {
 // Members of a type that keeps shared state still stop one at a time,
 // process-wide; a wait for that lock is bounded by the waiter's own stop,
 // and the error names the member that held it.
+// Invariant S15.
 func TestSharedTypeLockWaitNamesTheHolder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		typ := component.MustNewType("sharedstate")
@@ -160,6 +164,7 @@ func TestSharedTypeLockWaitNamesTheHolder(t *testing.T) {
 
 // A type whose instances wrap shared state is created under its lock every
 // time; one that does not is created without it once an instance was seen.
+// Invariants S10, S15.
 func TestCreateLocksOnlyUntilTheTypeIsKnownUnshared(t *testing.T) {
 	p := newProcessLeases()
 	typ := component.MustNewType("x")

@@ -41,6 +41,7 @@ func (m *collectorModel) firstFatal(t *testing.T) <-chan error {
 // exit timer, and b leads while a's group still runs. Now the FatalError
 // never reaches the collector: the group stops, the Lease is given back and
 // the block reports a RecoverableError that names the member.
+// Invariants S9, S11.
 func TestMemberFatalErrorEndsTheTermNotTheCollector(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := newJournal()
@@ -86,6 +87,7 @@ func TestMemberFatalErrorEndsTheTermNotTheCollector(t *testing.T) {
 }
 
 // A PermanentError ends the term as a FatalError does.
+// Invariant S11.
 func TestMemberPermanentErrorEndsTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -106,6 +108,7 @@ func TestMemberPermanentErrorEndsTheTerm(t *testing.T) {
 // A member that fails before the group is up (otlp reports a port it cannot
 // serve as a FatalError) makes a failed start: one GroupStartFailed line
 // that names it, the Lease given back.
+// Invariant S11.
 func TestMemberFailureDuringStartIsAFailedStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -126,6 +129,7 @@ func TestMemberFailureDuringStartIsAFailedStart(t *testing.T) {
 // cache-sync FatalError from a goroutine that outlives its Shutdown. Such a
 // report changes nothing: it neither ends the term that runs now nor reaches
 // the collector.
+// Invariant S11.
 func TestLateMemberFailureNeverEndsALaterTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -173,6 +177,7 @@ func TestMemberRecoverableErrorUntilOK(t *testing.T) {
 // block reported its own FatalError; the collector reads one, and the second
 // blocks for ever in its status reporting while the collector shuts down.
 // Now one FatalError per process reaches the collector.
+// Invariant S10.
 func TestOneFatalErrorPerProcess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -255,6 +260,7 @@ func TestStatusOfALaterPipelineInstanceIsNeverStale(t *testing.T) {
 // (a cluster-level member's failure took the replica out), and the second
 // send blocked for ever. Now the collector keeps running; the term ends and
 // the Lease is given back.
+// Invariant S11.
 func TestCollectorSurvivesAMemberFatalError(t *testing.T) {
 	j := newJournal()
 	b := &behaviour{replica: "a", journal: j}

@@ -1,13 +1,13 @@
 // Package deploy holds the Kubernetes manifests of otelcol-leader. Its tests
 // keep them consistent with each other and with distribution/config.yaml:
-// the ConfigMap carries exactly that file (regenerate it with
-// `go test ./deploy -update`), the RBAC grants only what the component and
-// its sub-receivers use, and the Helm values run the same pipeline.
+// the ConfigMap carries that configuration with an OTLP exporter in place of
+// its file exporter (no data written under /tmp in a pod), the RBAC grants
+// only what the component and its sub-receivers use, and the Helm values run
+// the same pipeline as the ConfigMap.
 package deploy
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,8 +22,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var update = flag.Bool("update", false, "regenerate configmap.yaml from ../distribution/config.yaml")
-
 const (
 	namespace      = "otel-leader"
 	serviceAccount = "otel-leader"
@@ -31,47 +29,65 @@ const (
 	configKey      = "config.yaml"
 	distConfigPath = "../distribution/config.yaml"
 	healthPort     = 13133
+	// otlpExporter is the one exporter of the deployed configuration; its
+	// endpoint is a placeholder the user replaces.
+	otlpExporter = "otlp_grpc"
+	placeholder  = "otlp-gateway.example:4317"
 )
 
-// renderConfigMap is the ConfigMap that carries the collector configuration.
-func renderConfigMap(config []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("# GENERATED from distribution/config.yaml by `go test ./deploy -update`.\n")
-	b.WriteString("# Edit that file, not this one; deploy_test.go checks that they match.\n")
-	fmt.Fprintf(&b, `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: %s
-  namespace: %s
-  labels:
-    app.kubernetes.io/name: otelcol-leader
-data:
-  %s: |
-`, configMapName, namespace, configKey)
-	for _, line := range strings.SplitAfter(string(config), "\n") {
-		if strings.TrimSpace(line) == "" {
-			b.WriteString(strings.TrimLeft(line, " \t"))
-			continue
-		}
-		b.WriteString("    " + line)
-	}
-	return b.Bytes()
-}
-
-func TestConfigMapMatchesDistributionConfig(t *testing.T) {
-	config := readFile(t, distConfigPath)
-	if *update {
-		if err := os.WriteFile("configmap.yaml", renderConfigMap(config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+// deployedConfig is the collector configuration the ConfigMap carries.
+func deployedConfig(t *testing.T) map[string]any {
+	t.Helper()
 	var cm corev1.ConfigMap
 	decode(t, "configmap.yaml", readFile(t, "configmap.yaml"), &cm)
 	if cm.Name != configMapName || cm.Namespace != namespace {
 		t.Errorf("ConfigMap is %s/%s, want %s/%s", cm.Namespace, cm.Name, namespace, configMapName)
 	}
-	if got := cm.Data[configKey]; got != string(config) {
-		t.Errorf("configmap.yaml data[%q] differs from %s: run `go test ./deploy -update`", configKey, distConfigPath)
+	var config map[string]any
+	decode(t, "configmap.yaml data."+configKey, []byte(cm.Data[configKey]), &config)
+	return config
+}
+
+// TestConfigMapIsTheDistributionConfigWithOTLP: the ConfigMap runs
+// distribution/config.yaml (what make run and the end-to-end tests run) with
+// its exporters replaced by one OTLP exporter whose endpoint is a clear
+// placeholder: everything else is the same.
+func TestConfigMapIsTheDistributionConfigWithOTLP(t *testing.T) {
+	var dist map[string]any
+	decode(t, distConfigPath, readFile(t, distConfigPath), &dist)
+	deployed := deployedConfig(t)
+
+	exporters, _ := deployed["exporters"].(map[string]any)
+	if len(exporters) != 1 || exporters[otlpExporter] == nil {
+		t.Errorf("configmap.yaml exporters = %v, want only %s", exporters, otlpExporter)
+	}
+	if endpoint := fmt.Sprint(dig(deployed, "exporters", otlpExporter, "endpoint")); !strings.Contains(endpoint, placeholder) {
+		t.Errorf("configmap.yaml %s endpoint %q, want the placeholder %s", otlpExporter, endpoint, placeholder)
+	}
+	for _, signal := range []string{"metrics", "logs"} {
+		if got := dig(deployed, "service", "pipelines", signal, "exporters"); !reflect.DeepEqual(got, []any{otlpExporter}) {
+			t.Errorf("configmap.yaml pipeline %s exports to %v, want [%s]", signal, got, otlpExporter)
+		}
+	}
+
+	// The rest is distribution/config.yaml's.
+	withoutExporters := func(c map[string]any) map[string]any {
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var copied map[string]any
+		if err := yaml.Unmarshal(out, &copied); err != nil {
+			t.Fatal(err)
+		}
+		delete(copied, "exporters")
+		for _, p := range dig(copied, "service", "pipelines").(map[string]any) {
+			delete(p.(map[string]any), "exporters")
+		}
+		return copied
+	}
+	if got, want := withoutExporters(deployed), withoutExporters(dist); !reflect.DeepEqual(got, want) {
+		t.Errorf("configmap.yaml differs from %s in more than its exporters:\n got %v\nwant %v", distConfigPath, got, want)
 	}
 }
 
@@ -254,10 +270,9 @@ func TestDeployment(t *testing.T) {
 }
 
 // TestHelmValuesRunTheSamePipeline compares the parts of the Helm chart's
-// config that must not drift from distribution/config.yaml.
+// config that must not drift from the ConfigMap's.
 func TestHelmValuesRunTheSamePipeline(t *testing.T) {
-	var dist map[string]any
-	decode(t, distConfigPath, readFile(t, distConfigPath), &dist)
+	deployed := deployedConfig(t)
 	var values map[string]any
 	decode(t, "helm/values.yaml", readFile(t, "helm/values.yaml"), &values)
 	helm, _ := values["config"].(map[string]any)
@@ -265,17 +280,16 @@ func TestHelmValuesRunTheSamePipeline(t *testing.T) {
 	for _, path := range [][]string{
 		{"receivers", "leader_receiver_creator"},
 		{"processors", "batch"},
-		{"exporters", "file"},
-		{"exporters", "debug"},
+		{"exporters", otlpExporter},
 		{"extensions", "healthcheckv2", "path"},
 		{"service", "extensions"},
 		{"service", "telemetry", "logs"},
 		{"service", "pipelines", "metrics"},
 		{"service", "pipelines", "logs"},
 	} {
-		want, got := dig(dist, path...), dig(helm, path...)
+		want, got := dig(deployed, path...), dig(helm, path...)
 		if want == nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("helm config.%s = %v, want %v as in %s", strings.Join(path, "."), got, want, distConfigPath)
+			t.Errorf("helm config.%s = %v, want %v as in configmap.yaml", strings.Join(path, "."), got, want)
 		}
 	}
 	if v, ok := helm["service"].(map[string]any)["pipelines"].(map[string]any)["traces"]; !ok || v != nil {

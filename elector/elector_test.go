@@ -55,6 +55,10 @@ func getLease(t *testing.T, cs *fake.Clientset) *coordinationv1.Lease {
 	return l
 }
 
+// The timings are refused unless lease_duration > renew_deadline >
+// 1.2 × retry_period > 0, lease_duration is whole seconds, and the stop
+// margin is at least 1s and 2 % of lease_duration.
+// Invariant S4.
 func TestValidateTimings(t *testing.T) {
 	tests := []struct {
 		lease, renew, retry time.Duration
@@ -84,6 +88,7 @@ func TestValidateTimings(t *testing.T) {
 
 // A standby takes a Lease held by a silent holder only after it has watched
 // the record unchanged for lease_duration on its own (injected) clock.
+// Invariant S2.
 func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	cs := newClientset(&coordinationv1.Lease{
@@ -126,6 +131,7 @@ func TestStandbyWaitsForExpiryOnItsOwnClock(t *testing.T) {
 
 // A candidate that finds no Lease cannot tell one that never existed from
 // one deleted under a live holder: it creates it only after lease_duration.
+// Invariant S5.
 func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -146,6 +152,9 @@ func TestCampaignCreatesAMissingLeaseAfterLeaseDuration(t *testing.T) {
 	})
 }
 
+// A holder that cannot reach the API server loses its term exactly
+// renew_deadline after its last successful renewal.
+// Invariant S4.
 func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -183,6 +192,9 @@ func TestRenewFailureLosesTheTermAtTheDeadline(t *testing.T) {
 	})
 }
 
+// Another holder written into the Lease ends the term, and Release then
+// writes nothing over it.
+// Invariant S3.
 func TestAnotherHolderEndsTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -202,6 +214,10 @@ func TestAnotherHolderEndsTheTerm(t *testing.T) {
 	})
 }
 
+// Release is conditional on the version it read: a write in between makes
+// it fail with a conflict, overwriting nothing; otherwise it empties the
+// holder and another candidate takes the Lease at once.
+// Invariant S6.
 func TestReleaseHandsOverAndLosesToAConcurrentWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -257,6 +273,7 @@ func TestCampaignReturnsWhenCancelled(t *testing.T) {
 // A Lease deleted by hand under a live holder: the holder's term ends, and a
 // standby that creates the Lease waits until the holder has given up before
 // its own term begins. Never both at once.
+// Invariant S5.
 func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 	for seed := range 10 {
 		synctest.Test(t, func(t *testing.T) {
@@ -301,6 +318,7 @@ func TestDeletedLeaseNeverGivesTwoTerms(t *testing.T) {
 
 // The deletion of a cut-off holder's Lease: a standby waits until that
 // holder has given up (renew_deadline) before it creates the Lease.
+// Invariants S4, S5.
 func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -337,6 +355,7 @@ func TestDeletedLeaseUnderACutOffHolderWaitsForItsDeadline(t *testing.T) {
 
 // A slow Get does not eat into the term it wins: the term counts from when
 // the answer came in, not from when the attempt began.
+// Invariant S4.
 func TestSlowGetDoesNotShortenTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -405,8 +424,9 @@ func clientGoLock(cs *fake.Clientset) *resourcelock.LeaseLock {
 	}
 }
 
-// Rule 1: a record written by a client-go candidate is a foreign holder,
+// A record written by a client-go candidate is a foreign holder,
 // taken after lease_duration; client-go reads the take-over as a transition.
+// Invariant S2.
 func TestClientGoHolderIsTakenOverLikeAnyOther(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -428,9 +448,10 @@ func TestClientGoHolderIsTakenOverLikeAnyOther(t *testing.T) {
 	})
 }
 
-// Rule 2: two writes within one wall-clock second are two changes. With a
+// Two writes within one wall-clock second are two changes. With a
 // sub-second retry_period, a standby that compared records in whole seconds
 // would measure the expiry from the first write.
+// Invariant S2.
 func TestTwoWritesWithinOneSecondAreTwoChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -454,13 +475,14 @@ func TestTwoWritesWithinOneSecondAreTwoChanges(t *testing.T) {
 	})
 }
 
-// Rule 2: a version is unchanged only if its uid, its resourceVersion and
+// A version is unchanged only if its uid, its resourceVersion and
 // its spec are. An API server whose etcd was restored without
 // --bump-revision hands out resourceVersions again: the record of a
 // candidate that has just taken the Lease (c) may carry the uid and
 // resourceVersion of a record the standby saw long before. The standby
 // waits lease_duration from when it first saw c's record; counting from the
 // old sighting, it would take the Lease the instant c won it.
+// Invariant S2.
 func TestReusedResourceVersionWithAnotherSpecIsAChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := withoutWatch(newClientset(heldLease(15)))
@@ -480,8 +502,9 @@ func TestReusedResourceVersionWithAnotherSpecIsAChange(t *testing.T) {
 	})
 }
 
-// Rule 3: a label or annotation edit of the holder's Lease (kubectl
+// A label or annotation edit of the holder's Lease (kubectl
 // annotate) makes a new version with the spec it wrote: its term goes on.
+// Invariant S3.
 func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -500,9 +523,10 @@ func TestMetadataEditDoesNotEndTheTerm(t *testing.T) {
 	})
 }
 
-// Rule 3: a holder set by hand to a standby's name is foreign to both: the
+// A holder set by hand to a standby's name is foreign to both: the
 // holder loses its term at its next renewal, and the standby waits
 // lease_duration from when it first saw that version, as for any holder.
+// Invariant S3.
 func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := withoutWatch(newClientset(freeLease()))
@@ -525,8 +549,9 @@ func TestHolderSetByHandToAStandbysNameIsForeign(t *testing.T) {
 	})
 }
 
-// Rule 3: two candidates configured with the same identity never both hold
+// Two candidates configured with the same identity never both hold
 // a term: each sees the other's record as a foreign holder.
+// Invariant S3.
 func TestSameIdentityOnTwoCandidatesNeverGivesTwoTerms(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -557,9 +582,10 @@ func TestSameIdentityOnTwoCandidatesNeverGivesTwoTerms(t *testing.T) {
 	})
 }
 
-// Rule 4: a foreign holder is waited out for the longer of the record's
+// A foreign holder is waited out for the longer of the record's
 // duration and the candidate's own lease_duration (15s): a shorter duration
 // written by someone else does not shorten the wait.
+// Invariant S2.
 func TestForeignHolderWaitsTheLongerDuration(t *testing.T) {
 	for _, tt := range []struct {
 		recordSeconds int32
@@ -581,8 +607,9 @@ func TestForeignHolderWaitsTheLongerDuration(t *testing.T) {
 	}
 }
 
-// Rule 4: the wait counts on the candidate's own clock from when it first
+// The wait counts on the candidate's own clock from when it first
 // saw the version: a new version restarts it; failed reads in between do not.
+// Invariant S2.
 func TestForeignWaitCountsFromFirstSeeingTheVersion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(heldLease(15))
@@ -602,8 +629,9 @@ func TestForeignWaitCountsFromFirstSeeingTheVersion(t *testing.T) {
 	})
 }
 
-// Rule 5: a Lease with no holder and a duration of at most a second, as our
+// A Lease with no holder and a duration of at most a second, as our
 // release and client-go's ReleaseOnCancel write it, is free at once.
+// Invariant S2.
 func TestReleasedLeaseIsFreeAtOnce(t *testing.T) {
 	for _, seconds := range []int{0, 1} {
 		synctest.Test(t, func(t *testing.T) {
@@ -624,8 +652,9 @@ func TestReleasedLeaseIsFreeAtOnce(t *testing.T) {
 	}
 }
 
-// Rule 5: a holder emptied by hand, its duration left as it was, is waited
+// A holder emptied by hand, its duration left as it was, is waited
 // out like a foreign holder (also when the field is removed).
+// Invariant S2.
 func TestHolderEmptiedByHandIsWaitedOut(t *testing.T) {
 	for _, holder := range []*string{ptr.To(""), nil} {
 		synctest.Test(t, func(t *testing.T) {
@@ -655,7 +684,7 @@ func verbs(cs *fake.Clientset) []string {
 	return v
 }
 
-// Rule 6: the leader renews with one Update of the version it last wrote,
+// The leader renews with one Update of the version it last wrote,
 // every retry period, and no Get.
 func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -672,9 +701,10 @@ func TestLeaderRenewsWithOneUpdateAndNoGet(t *testing.T) {
 	})
 }
 
-// Rule 6: a renewal that conflicts reads the Lease; a version written by
+// A renewal that conflicts reads the Lease; a version written by
 // another candidate (here client-go's) ends the term at once, and the holder
 // writes nothing over it.
+// Invariant S3.
 func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := freeLeaseFor(watched)
@@ -705,12 +735,13 @@ func TestConflictWithAForeignVersionEndsTheTermAtOnce(t *testing.T) {
 	})
 }
 
-// Rule 2 and 6: the holder's watch delivers a record another candidate (c)
+// The holder's watch delivers a record another candidate (c)
 // wrote at the uid and resourceVersion of the version the holder last wrote
 // (an etcd restored without --bump-revision hands out resourceVersions
 // again). The holder does not renew it optimistically, which the API server,
 // checking the resourceVersion alone, would accept over c's record: it reads
 // the Lease, finds a version it did not write and loses its term at once.
+// Invariant S3.
 func TestHolderDoesNotOverwriteARecordAtItsReusedResourceVersion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -728,9 +759,10 @@ func TestHolderDoesNotOverwriteARecordAtItsReusedResourceVersion(t *testing.T) {
 	})
 }
 
-// Rule 6: a renewal that conflicts with a version carrying the spec the
+// A renewal that conflicts with a version carrying the spec the
 // holder wrote (an annotation added) renews that version and goes on
 // optimistically from it.
+// Invariant S3.
 func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := freeLeaseFor(watched)
@@ -753,10 +785,11 @@ func TestConflictWithItsOwnSpecRenewsTheNewVersion(t *testing.T) {
 	})
 }
 
-// Rule 6: the deletion of the Lease ends its holder's term: at once when the
+// The deletion of the Lease ends its holder's term: at once when the
 // watch delivers it, otherwise at the next renewal (whose update names the
 // old uid and is refused), and the holder writes nothing (no re-creation):
 // a client-go candidate that re-creates a missing Lease leads at once.
+// Invariants S3, S5.
 func TestDeletionEndsTheTerm(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := freeLeaseFor(watched)
@@ -798,9 +831,10 @@ func loseAnswer(cs *fake.Clientset, verb string) *atomic.Bool {
 	return &lose
 }
 
-// Rule 3: a renewal applied whose answer was lost made a version with the
+// A renewal applied whose answer was lost made a version with the
 // spec this candidate wrote: the next renewal conflicts, reads it, finds it
 // its own and renews it.
+// Invariant S3.
 func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
 	forBothModes(t, func(t *testing.T, watched bool) {
 		cs := freeLeaseFor(watched)
@@ -831,6 +865,7 @@ func TestRenewalWithALostAnswerIsStillOwn(t *testing.T) {
 // A create applied whose answer was lost: the candidate finds the Lease it
 // created and wins it by renewing, but still waits lease_duration after the
 // creation before Campaign returns.
+// Invariant S5.
 func TestCreateWithALostAnswerStillWaitsOutADeletedHolder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -844,9 +879,10 @@ func TestCreateWithALostAnswerStillWaitsOutADeletedHolder(t *testing.T) {
 	})
 }
 
-// Rule 3 for Release: an annotation edit leaves the version the holder's own,
+// An annotation edit leaves the version the holder's own,
 // so it releases; a record rewritten by someone else under its name (here a
 // new acquireTime) is not its own, so it writes nothing.
+// Invariant S6.
 func TestReleaseOnlyReleasesItsOwnVersion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -872,11 +908,12 @@ func TestReleaseOnlyReleasesItsOwnVersion(t *testing.T) {
 	})
 }
 
-// Rule 3 for Release: a record naming this candidate at the uid and
+// A record naming this candidate at the uid and
 // resourceVersion of the version it last wrote, but with another spec (an
 // etcd restored without --bump-revision handed the resourceVersion out
 // again, here to another candidate configured with the same identity), is
 // not its own: Release writes nothing over it.
+// Invariant S6.
 func TestReleaseLeavesAnotherRecordAtItsReusedResourceVersion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := withoutWatch(newClientset(freeLease()))

@@ -15,7 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Rule 1: the lock writes exactly the spec fields client-go's LeaseLock
+// The lock writes exactly the spec fields client-go's LeaseLock
 // writes, and client-go reads our record as its own kind.
 func TestLockWritesTheRecordClientGoReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -41,8 +41,9 @@ func TestLockWritesTheRecordClientGoReads(t *testing.T) {
 	})
 }
 
-// Rule 1: the lock hands out the resourceVersion, and its update is
+// The lock hands out the resourceVersion, and its update is
 // conditional on it.
+// Invariant S2.
 func TestLeaseLockUpdateIsConditional(t *testing.T) {
 	cs := newClientset()
 	l := leaseLock{client: cs.CoordinationV1(), namespace: "ns", name: "lease"}

@@ -21,6 +21,7 @@ import (
 // A renewal that never answers (the API server accepted the connection and
 // went silent) does not postpone the loss: the term is lost exactly
 // renew_deadline after the last successful renewal.
+// Invariant S4.
 func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -47,6 +48,7 @@ func TestLostAtTheRenewDeadlineWhileAnAttemptHangs(t *testing.T) {
 // The acquiring write is applied at once but answered 9s late, and then the
 // holder is cut off: the term counts from before the write, and the renew
 // loop does not sleep a retry period past its renew deadline.
+// Invariant S4.
 func TestLateAcquisitionAnswerDoesNotDelayTheLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -114,6 +116,7 @@ func TestLateFailedRenewalIsTriedOnceMoreBeforeTheDeadline(t *testing.T) {
 
 // Campaign never hands out a term that is lost on arrival: when the answer
 // to the winning write comes after renew_deadline, it renews first.
+// Invariant S4.
 func TestCampaignNeverReturnsALostTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -136,6 +139,7 @@ func TestCampaignNeverReturnsALostTerm(t *testing.T) {
 // A candidate that created the Lease, lost that term while it waited out a
 // possible holder of a deleted Lease, and then renewed its own record, still
 // waits until lease_duration after the creation.
+// Invariant S5.
 func TestRecreatedLeaseWaitSurvivesALoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset()
@@ -167,6 +171,7 @@ func TestRecreatedLeaseWaitSurvivesALoss(t *testing.T) {
 // The watch only reads. A List that never answers and ignores its context
 // must not hold up Abandon, which the runner calls while the Lease may still
 // be held and its deadline runs.
+// Invariant S14.
 func TestAbandonDoesNotWaitForAStuckWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())

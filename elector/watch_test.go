@@ -55,7 +55,7 @@ func campaign(ctx context.Context, e *Elector) <-chan *Term {
 	return won
 }
 
-// Rule 7 (watches): a standby that watches the Lease takes it the moment it
+// A standby that watches the Lease takes it the moment it
 // is released, and reads nothing while it waits.
 func TestWatchingStandbyTakesAReleaseAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -78,9 +78,10 @@ func TestWatchingStandbyTakesAReleaseAtOnce(t *testing.T) {
 	})
 }
 
-// Rule 7: a watching standby takes a silent holder's Lease exactly
+// A watching standby takes a silent holder's Lease exactly
 // lease_duration after it saw the last renewal, with one Get and one Update,
 // and no polling before.
+// Invariant S2.
 func TestWatchingStandbyActsExactlyLeaseDurationAfterTheLastRenewal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs, termA, rb := holderAndReplica(t)
@@ -96,7 +97,7 @@ func TestWatchingStandbyActsExactlyLeaseDurationAfterTheLastRenewal(t *testing.T
 	})
 }
 
-// Rule 7: a standby whose watch is refused (RBAC without list and watch)
+// A standby whose watch is refused (RBAC without list and watch)
 // polls every retry period, and one whose watch comes back stops polling.
 // OnWatch hears of both.
 func TestStandbyPollsWhileTheWatchIsBroken(t *testing.T) {
@@ -152,8 +153,9 @@ func count(cs *fake.Clientset, verb string) int {
 	return n
 }
 
-// Rule 7: a version the watch delivers late, older than one already read,
+// A version the watch delivers late, older than one already read,
 // neither ends a term nor restarts a standby's wait.
+// Invariant S2.
 func TestLateWatchEventsAreIgnored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(heldLease(15))
@@ -169,8 +171,9 @@ func TestLateWatchEventsAreIgnored(t *testing.T) {
 	})
 }
 
-// Rule 7: the holder's watch delivering a version it did not write makes it
+// The holder's watch delivering a version it did not write makes it
 // renew at once; a late delivery of an older one does not.
+// Invariant S3.
 func TestHolderRenewsAtOnceOnAVersionItDidNotWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
@@ -202,7 +205,7 @@ func recreate(t *testing.T, cs *fake.Clientset, l *coordinationv1.Lease) *coordi
 	return l
 }
 
-// Rule 7: a watch that lags behind a deletion and re-creation delivers the
+// A watch that lags behind a deletion and re-creation delivers the
 // deleted object's versions after the Get read the new one. Such a late
 // version is older than the one already seen: it must not restart a
 // standby's wait (its Get then finds the version it was waiting out "new").
@@ -221,12 +224,13 @@ func TestLateEventOfADeletedLeaseDoesNotRestartTheWait(t *testing.T) {
 	})
 }
 
-// Rule 3 and 7: a holder's renewal is applied but its answer is lost; its
+// A holder's renewal is applied but its answer is lost; its
 // watch, lagging behind a deletion and re-creation of the Lease that came
 // before this term, then delivers the deleted object's last version, its
 // deletion, and the version the lost renewal made. The late version of the
 // deleted object must not make the holder forget the spec it wrote: the
 // version its renewal made is its own, and the term goes on.
+// Invariant S3.
 func TestLateEventOfADeletedLeaseKeepsALostRenewalOwn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := withoutWatch(newClientset(freeLease()))
@@ -253,7 +257,7 @@ func TestLateEventOfADeletedLeaseKeepsALostRenewalOwn(t *testing.T) {
 	})
 }
 
-// Rule 3 and 7: a standby takes a released Lease, but the answer to its
+// A standby takes a released Lease, but the answer to its
 // update is lost (the API server applied it). Its watch then delivers the
 // released version its Get had read (the list of a watch being established
 // as the campaign begins, or an event that arrived during the attempt), and
@@ -261,6 +265,7 @@ func TestLateEventOfADeletedLeaseKeepsALostRenewalOwn(t *testing.T) {
 // no change: it must not make the candidate forget the spec it wrote, or it
 // waits out its own record as a silent holder's, and nobody leads for
 // lease_duration.
+// Invariant S3.
 func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := withoutWatch(newClientset(freeLease()))
@@ -278,11 +283,12 @@ func TestWatchedVersionAlreadyReadKeepsALostWriteOwn(t *testing.T) {
 	})
 }
 
-// Rule 2 and 7: the watch delivers a record another candidate (c) has just
+// The watch delivers a record another candidate (c) has just
 // written at the uid and resourceVersion of the one the standby has been
 // waiting out (an etcd restored without --bump-revision hands out
 // resourceVersions again). It is a change: the standby waits lease_duration
 // from its arrival, and does not take the Lease the instant c won it.
+// Invariant S2.
 func TestWatchedRecordAtAReusedResourceVersionRestartsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(heldLease(15))
@@ -300,12 +306,13 @@ func TestWatchedRecordAtAReusedResourceVersionRestartsTheWait(t *testing.T) {
 	})
 }
 
-// Rule 7: after an etcd restore without --bump-revision, the record another
+// After an etcd restore without --bump-revision, the record another
 // candidate (c) has just written may carry a resourceVersion lower than the
 // one the standby saw last. The watch cannot tell it from a late event, so
 // it does not count it as seen, but it does not ignore it either: the
 // standby reads the Lease at once, and waits lease_duration from then (not
 // from a Get at the end of the wait it was counting before).
+// Invariant S2.
 func TestWatchedRecordAtALowerResourceVersionIsReadAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(heldLease(15))
