@@ -43,7 +43,7 @@ const (
 // TestSimulationNeverRunsTwoGroups runs the simulation once per seed. Its
 // members' slow Shutdowns beside their failures, which give the Lease back,
 // would show a release before the group stopped as two groups at once.
-// Invariants S1, S8.
+// Invariants S1, S8, S9.
 func TestSimulationNeverRunsTwoGroups(t *testing.T) {
 	for _, seed := range simSeeds(t) {
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { simulate(t, seed) })
