@@ -317,9 +317,9 @@ type behaviour struct {
 	// their Shutdown. The replica's cleanup waits for it: an instance
 	// created after a stop is shut down by a goroutine that outlives the
 	// runner's Shutdown, and a bubble must not end while it runs.
-	live sync.WaitGroup
-	hostMu     sync.Mutex
-	host       component.Host // the host the last Start was given
+	live   sync.WaitGroup
+	hostMu sync.Mutex
+	host   component.Host // the host the last Start was given
 }
 
 // lastHost is the host the sub-receiver's last Start was given: a member
@@ -539,7 +539,17 @@ func testConfigFor(keys ...string) *Config {
 	return cfg
 }
 
+// newReplica is a replica that is a process of its own: its slots, one
+// FatalError and one exit.
 func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
+	t.Helper()
+	return newReplicaIn(t, c, name, cfg, newProcessLeases())
+}
+
+// newReplicaIn is a replica in process p: a block that shares p's slots,
+// type locks, FatalError and exit with the other blocks in p (another block
+// of one collector, or the runner a reload builds).
+func newReplicaIn(t *testing.T, c *cluster, name string, cfg *Config, p *processLeases) *replica {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
@@ -548,13 +558,12 @@ func newReplica(t *testing.T, c *cluster, name string, cfg *Config) *replica {
 	rp := &replica{name: name, logs: logs, metrics: new(consumertest.MetricsSink)}
 	rp.b = &behaviour{replica: name, journal: c.journal}
 	rp.host = &testHost{factories: map[component.Type]receiver.Factory{testType: testFactory(testType, rp.b)}}
-	r, err := newRunner(cfg, set, name)
+	r, err := newRunner(cfg, set, name, p)
 	require.NoError(t, err)
 	client := c.client(&rp.fail, &rp.slow)
 	testClients.Store(cfg, kubeClient{Interface: client, cluster: fmt.Sprintf("cluster-%p", c)})
 	t.Cleanup(func() { testClients.Delete(cfg) })
-	r.setProcess(newProcessLeases()) // every replica is a process of its own
-	r.exit = func(code int) {        // the process ends: whatever it ran ends with it
+	r.exit = func(code int) { // the process ends: whatever it ran ends with it
 		rp.exitCode.Store(int64(code))
 		rp.exitTime.Store(time.Now().UnixNano())
 		rp.b.release()

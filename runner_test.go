@@ -19,7 +19,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
-	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
 
 // Every test here runs in a synctest bubble: the timings are the defaults
@@ -359,12 +358,6 @@ func TestReleaseNeverClobbersANewerHolder(t *testing.T) {
 	})
 }
 
-func mustTelemetry(t *testing.T, set receiver.Settings) *metadata.TelemetryBuilder {
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
-	require.NoError(t, err)
-	return tb
-}
-
 var leasesGVR = coordinationv1.SchemeGroupVersion.WithResource("leases")
 
 func TestFailedStartGivesTheLeaseBackEvenWithoutReleaseOnShutdown(t *testing.T) {
@@ -582,8 +575,7 @@ func TestReloadInOneProcessNeverRunsTwoGroups(t *testing.T) {
 		defer cancel()
 		require.Error(t, old.r.Shutdown(ctx), "its group cannot stop")
 
-		reloaded := newReplica(t, c, "a", testConfigFor("testrcv"))
-		reloaded.r.setProcess(old.r.process) // the same process, the same identity
+		reloaded := newReplicaIn(t, c, "a", testConfigFor("testrcv"), old.r.process) // the same process, the same identity
 		reloaded.b = old.b
 		reloaded.host.factories[testType] = testFactory(testType, old.b)
 		reloaded.start(t)
@@ -804,8 +796,7 @@ func TestReloadedRunnerWaitsForItsPredecessorsTerm(t *testing.T) {
 
 		// The reload: same process, same Lease, same explicit identity. It
 		// campaigns only once a1's term is over.
-		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a2.r.setProcess(a1.r.process)
+		a2 := newReplicaIn(t, c, "a", testConfigFor("testrcv"), a1.r.process)
 		a2.start(t)
 		time.Sleep(5 * time.Second) // fake time
 		synctest.Wait()
@@ -994,8 +985,7 @@ func TestReloadedRunnerShutDownWhileWaitingReleasesNothing(t *testing.T) {
 		defer cancel()
 		require.Error(t, a1.r.Shutdown(ctx), "a1's Shutdown gives up waiting for the group")
 
-		a2 := newReplica(t, c, "a", testConfigFor("testrcv"))
-		a2.r.setProcess(a1.r.process)
+		a2 := newReplicaIn(t, c, "a", testConfigFor("testrcv"), a1.r.process)
 		a2.start(t)
 		time.Sleep(time.Second) // fake time
 		synctest.Wait()

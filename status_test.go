@@ -180,8 +180,7 @@ func TestOneFatalErrorPerProcess(t *testing.T) {
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		cfg2 := testConfigFor("testrcv")
 		cfg2.LeaderElection.LeaseName = "lease2"
-		a2 := newReplica(t, c, "a2", cfg2)
-		a2.r.setProcess(a.r.process) // two blocks of one collector
+		a2 := newReplicaIn(t, c, "a2", cfg2, a.r.process) // two blocks of one collector
 		m.drainInCleanup(t)
 		fatal := m.firstFatal(t) // Run's loop reads one, then shuts down
 		a.b.hang, a2.b.hang = make(chan struct{}), make(chan struct{})
