@@ -43,7 +43,7 @@ type runner struct {
 	consumers  consumers
 	telemetry  *telemetry
 	onShutdown func()         // forgets this runner in the factory's map
-	process    *processLeases // given at creation: tests simulate several
+	process    *processLeases // given at creation (tests simulate several processes)
 	status     *status
 	exit       func(code int) // os.Exit; tests record it
 
@@ -64,10 +64,12 @@ type runner struct {
 	lease string         // namespace/name
 
 	mu     sync.Mutex // guards what follows
-	closed bool       // Shutdown has returned: no renewal after that
+	closed bool       // Shutdown has returned: no renewal or release after that
 	term   *elector.Term
 }
 
+// newRunner builds a block's runner in process, the state it shares with
+// the other blocks of its collector process (thisProcess).
 func newRunner(cfg *Config, set receiver.Settings, identity string, process *processLeases) (*runner, error) {
 	tel, err := newTelemetry(set.TelemetrySettings)
 	if err != nil {

@@ -42,7 +42,12 @@ type status struct {
 	version       int  // of last
 	delivered     int  // the version last delivered
 	delivering    bool // a delivery goroutine runs
-	watch         int  // watchUnknown, watchHealthy or watchBroken, as last logged
+
+	// watchMu guards watch. It is held while a change is logged, so that
+	// the lines keep the order of the changes, and is not mu, so that a log
+	// line that takes its time never delays a status event.
+	watchMu sync.Mutex
+	watch   int // watchUnknown, watchHealthy or watchBroken, as last logged
 }
 
 // Whether the Lease is watched, as last logged.
@@ -139,11 +144,11 @@ func (s *status) member(key string, ev *componentstatus.Event) {
 }
 
 // setWatch records whether the watch of the Lease is established (err nil)
-// and, only when that differs from what was last logged, calls log with err.
-// log runs under the lock, so that the lines keep the order of the changes.
+// and, only when that differs from what was last logged, calls log with err
+// (under watchMu).
 func (s *status) setWatch(err error, log func(err error)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
 	state := watchHealthy
 	if err != nil {
 		state = watchBroken

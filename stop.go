@@ -23,7 +23,7 @@ var osExit = os.Exit
 // stopGroup is the one stop of a term's group, by the term's deadline. It
 // returns rg.stop's error: an *errNotStopped when a member was still running
 // when the stop had to be over. From then on what the term's members report
-// changes nothing.
+// changes nothing, and the replica counts as not leading.
 func (r *runner) stopGroup(term *elector.Term, rg *runningGroup, members *termMembers, stopping chan<- time.Time) error {
 	// The deadline as it is now: on a loss it no longer moves; otherwise
 	// the term keeps renewing meanwhile, which only keeps others away
@@ -36,6 +36,7 @@ func (r *runner) stopGroup(term *elector.Term, rg *runningGroup, members *termMe
 	stopCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(-r.exitBudget()))
 	stopErr := rg.stop(stopCtx)
 	cancel()
+	// Down or not, the term is over for its members and for the metrics.
 	members.end()
 	r.status.termEnded()
 	r.telemetry.leader(false)
