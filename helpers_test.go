@@ -66,8 +66,26 @@ type behaviour struct {
 	// created after a stop is shut down by a goroutine that outlives the
 	// runner's Shutdown, and a bubble must not end while it runs.
 	live   sync.WaitGroup
+	liveMu sync.Mutex // see born
 	hostMu sync.Mutex
 	host   component.Host // the host the last Start was given
+}
+
+// born counts a new instance in live, under liveMu, which waitLive takes
+// before it waits: an Add from zero must happen before the Wait (the race
+// detector checks it), and a Create that adds and then blocks at createGate
+// has no other edge to the cleanup that waits for it.
+func (b *behaviour) born() {
+	b.liveMu.Lock()
+	defer b.liveMu.Unlock()
+	b.live.Add(1)
+}
+
+// waitLive waits until every instance created so far has been shut down.
+func (b *behaviour) waitLive() {
+	b.liveMu.Lock()
+	b.liveMu.Unlock() //nolint:staticcheck // an empty critical section: every born so far happens before the Wait
+	b.live.Wait()
 }
 
 // lastHost is the host the sub-receiver's last Start was given: a member
@@ -82,7 +100,7 @@ func (b *behaviour) lastHost() component.Host {
 // journal their start and stop and emit one metric on start.
 func testFactory(typ component.Type, b *behaviour) receiver.Factory {
 	create := func(set receiver.Settings, cfg component.Config, signal string, next consumer.Metrics) *testReceiver {
-		b.live.Add(1) // done by the instance's Shutdown
+		b.born() // done by the instance's Shutdown
 		if b.createGate != nil {
 			<-b.createGate
 		}
@@ -328,9 +346,9 @@ func newReplicaIn(t *testing.T, c *cluster, name string, cfg *Config, p *process
 			b.release()
 		}
 		_ = r.Shutdown(context.Background())
-		rp.b.live.Wait()
+		rp.b.waitLive()
 		for _, b := range rp.others {
-			b.live.Wait()
+			b.waitLive()
 		}
 	})
 	return rp
