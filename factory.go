@@ -60,7 +60,7 @@ func (rm *runnerMap) get(cfg *Config, set receiver.Settings, addConsumer func(*c
 	r, ok := rm.m[cfg]
 	if !ok {
 		var err error
-		if r, err = newRunner(cfg, set, defaultIdentity(cfg.LeaderElection.Identity)); err != nil {
+		if r, err = newRunner(cfg, set, defaultIdentity(cfg.LeaderElection.Identity), thisProcess); err != nil {
 			return nil, err
 		}
 		r.onShutdown = func() { rm.remove(cfg) }

@@ -14,8 +14,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pipeline"
 	"go.opentelemetry.io/collector/pipeline/xpipeline"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
@@ -207,10 +205,7 @@ func (c fencedProfiles) ConsumeProfiles(ctx context.Context, pd pprofile.Profile
 // leader_group_dropped_after_stop (unless Shutdown has returned) and logs a
 // member's first drop in a term.
 func (r *runner) droppedAfterStop(member string, signal pipeline.Signal, items int, first bool) {
-	r.emit(func() {
-		r.telemetry.LeaderGroupDroppedAfterStop.Add(context.Background(), int64(items), metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("lease", r.lease), attribute.String("member", member), attribute.String("signal", signal.String()))))
-	})
+	r.telemetry.droppedAfterStop(member, signal, items)
 	if first {
 		r.logger.Warn(logmsg.DataAfterStop, zap.String("receiver", member), zap.String("signal", signal.String()))
 	}

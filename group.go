@@ -211,7 +211,7 @@ type runningGroup struct {
 	fences *fences // the instances' data paths (fence.go)
 }
 
-// memberReport is how a member's status report reaches the runner: the
+// memberReport is how a member's status report leaves the group: the
 // member's key and its event.
 type memberReport func(key string, ev *componentstatus.Event)
 

@@ -2,10 +2,13 @@ package leaderreceivercreator
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -253,4 +256,140 @@ func TestDeprecatedAliasSharesItsTypesStopLock(t *testing.T) {
 		require.Len(t, s.live, 2)
 		s.stopOneAtATime(t, rg)
 	})
+}
+
+// Invariants S7, S8, S9.
+func TestGroupStartFailureRollsBackAndGivesTheLeaseAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := newJournal()
+		c := newCluster(j)
+		// a runs two sub-receivers; the second one fails to start on a only.
+		a := newReplica(t, c, "a", testConfigFor("testrcv", "zother"))
+		bad := &behaviour{replica: "a", journal: j}
+		errStart := errors.New("port 4317 is taken")
+		bad.startErr.Store(&errStart)
+		a.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), bad)
+		tel := componenttest.NewTelemetry()
+		defer func() { require.NoError(t, tel.Shutdown(context.Background())) }()
+		a.r.set.TelemetrySettings = tel.NewTelemetrySettings()
+		a.r.telemetry = mustTelemetry(t, a.r.set)
+		a.start(t)
+
+		waitFor(t, time.Minute, func() bool { return a.logCount("lease released") > 0 }, "a did not give the Lease back")
+		// All or nothing: testrcv (one instance per signal) had started, and
+		// it and the failed zother were shut down before the Lease was given
+		// back. (Renewals while a waits out its newly created Lease repeat
+		// "lease a".)
+		entries := j.list()
+		entries = append(entries[:1], slices.DeleteFunc(entries[1:], func(e string) bool { return e == "lease a" })...)
+		start, stop := "start a/testrcv/leader_receiver_creator", "stop a/testrcv/leader_receiver_creator"
+		startZ, stopZ := "start a/zother/leader_receiver_creator", "stop a/zother/leader_receiver_creator"
+		require.Len(t, entries, 8, "%v", entries)
+		assert.Equal(t, []string{"lease a", start, start, startZ}, entries[:4])
+		assert.ElementsMatch(t, []string{stop, stop, stopZ}, entries[4:7], "stopped concurrently")
+		assert.Equal(t, "lease ", entries[7])
+		assert.Empty(t, c.holder(t))
+		ev := a.host.lastStatus()
+		require.NotNil(t, ev)
+		assert.Equal(t, componentstatus.StatusRecoverableError, ev.Status())
+		assert.ErrorContains(t, ev.Err(), "receivers::zother: start: port 4317 is taken")
+
+		// A healthy replica takes the free Lease while a backs off.
+		b := newReplica(t, c, "b", testConfigFor("testrcv", "zother"))
+		b.host.factories[component.MustNewType("zother")] = testFactory(component.MustNewType("zother"), b.b)
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b did not take the Lease a gave back")
+		assert.Equal(t, "b", c.holder(t))
+		assert.Equal(t, 1, j.maxOverlap())
+
+		failures, err := tel.GetMetric("otelcol_leader_group_start_failures")
+		require.NoError(t, err)
+		assert.NotEmpty(t, failures.Data)
+
+		require.NoError(t, b.r.Shutdown(context.Background()))
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+// A Create that returns only after the replica was shut down. Its instance
+// is shut down unstarted by the group's start goroutine, which outlives the
+// runner's Shutdown: nothing may wait for a Create (doc.go). The replica's
+// cleanup waits for every instance it created to be shut down. Before, the
+// bubble could end while that Shutdown still ran (CI of stop 20, in the
+// simulation: "main bubble goroutine has exited but blocked goroutines
+// remain").
+// Invariant S7.
+func TestInstanceCreatedAfterShutdownIsShutDownUnstarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		require.NoError(t, c.tracker.Add(freeLease()))
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.createGate = make(chan struct{})
+		a.b.shutdownDelay = 2 * time.Second
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return c.holder(t) == "a" }, "a did not take the Lease")
+		synctest.Wait() // a's Create waits at its gate
+		require.NoError(t, a.r.Shutdown(context.Background()))
+		a.b.release() // the Create returns after the stop
+		synctest.Wait()
+		assert.Equal(t, int64(1), a.b.instances.Load(), "the Create did not return")
+		assert.Zero(t, a.b.entered.Load(), "an instance created after the stop was started")
+		// The test ends while that instance's Shutdown runs.
+	})
+}
+
+// Sequences found by a second reader of the term-deadline design; each
+// comment tells what went wrong before the fix the test now holds.
+
+// runningGroup.add holds rg.mu while the factory creates the
+// receiver, and stop takes rg.mu without any bound. A Create that takes longer
+// than the stop margin keeps the stop from even beginning past the term's
+// deadline; when Create returns, startAll calls Start, after the deadline,
+// while the standby that took the expired Lease runs its group. (Real time:
+// a goroutine blocked on a sync.Mutex stalls a synctest bubble's clock.)
+// Invariant S7.
+func TestSlowCreateNeverStartsAfterTheStop(t *testing.T) {
+	j := newJournal()
+	c := newCluster(j)
+	fast := func(cfg *Config) *Config {
+		cfg.LeaderElection.LeaseDuration = 2 * time.Second
+		cfg.LeaderElection.RenewDeadline = time.Second
+		cfg.LeaderElection.RetryPeriod = 300 * time.Millisecond
+		return cfg
+	}
+	a := newReplica(t, c, "a", fast(testConfigFor("zslow")))
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	t.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	typ := component.MustNewType("zslow")
+	inner := testFactory(typ, a.b)
+	a.host.factories[typ] = receiver.NewFactory(typ, inner.CreateDefaultConfig,
+		receiver.WithMetrics(func(ctx context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-gate // e.g. a factory that dials or lists something in Create
+			return inner.CreateMetrics(ctx, set, cfg, next)
+		}, component.StabilityLevelAlpha))
+	a.start(t)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never created its member")
+	}
+	b := newReplica(t, c, "b", fast(testConfigFor("testrcv")))
+	b.start(t)
+
+	a.fail.Store(true) // the term is lost while the member is being created
+	waitFor(t, 10*time.Second, b.leading, "b did not take over the expired Lease")
+	close(gate) // Create returns, well after a's deadline
+	time.Sleep(500 * time.Millisecond)
+
+	assert.Equal(t, 1, j.maxOverlap(), "a's member started after a's deadline while b led: %v", j.list())
 }

@@ -27,8 +27,7 @@ func TestSameLeaseInTwoClustersHasTwoSlots(t *testing.T) {
 		j := newJournal()
 		dev, prod := newCluster(j), newCluster(j)
 		a := newReplica(t, dev, "a", testConfigFor("testrcv"))
-		b := newReplica(t, prod, "b", testConfigFor("testrcv"))
-		b.r.setProcess(a.r.process)
+		b := newReplicaIn(t, prod, "b", testConfigFor("testrcv"), a.r.process)
 		a.start(t)
 		b.start(t)
 		waitFor(t, time.Minute, func() bool { return a.leading() && b.leading() },
@@ -102,8 +101,7 @@ func TestSlowStopOfOneBlockNeverDelaysAnother(t *testing.T) {
 		cfgB.LeaderElection.LeaseName = "lease-b"
 		cfgB.LeaderElection.LeaseDuration = 60 * time.Second
 		cfgB.LeaderElection.RenewDeadline = 30 * time.Second
-		b := newReplica(t, c, "b", cfgB)
-		b.r.setProcess(a.r.process) // two blocks of one collector
+		b := newReplicaIn(t, c, "b", cfgB, a.r.process) // two blocks of one collector
 		b.b.shutdownDelay = 20 * time.Second
 		a.start(t)
 		b.start(t)

@@ -4,33 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/receiver"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/elector"
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
-	"github.com/leaderreceivercreator/leaderreceivercreator/internal/metadata"
 )
-
-// exitCode is the process's exit code when a group is still running at the
-// term's deadline (EX_SOFTWARE).
-const exitCode = 70
-
-// maxBackoff caps the pause after failed group starts.
-const maxBackoff = time.Minute
-
-// osExit ends the process; tests that run real collectors record it instead.
-var osExit = os.Exit
 
 var errShutDown = errors.New("leader_receiver_creator was shut down before it started")
 
@@ -45,15 +29,21 @@ var errShutDown = errors.New("leader_receiver_creator was shut down before it st
 // replica whose group does not stop by then never leads again, reports a
 // FatalError so that the collector exits, and exits by itself at the
 // deadline if it is still there.
+//
+// This file is the campaign and term loop. Around it: why a term's group
+// stops (cause.go), the stop by the deadline and its failure (stop.go), the
+// Lease's hand-over and the loop's next step (handover.go), the component
+// status (status.go), metrics (telemetry.go), what a process shares
+// (process.go).
 type runner struct {
 	cfg        *Config
 	set        receiver.Settings
 	logger     *zap.Logger
 	identity   string
 	consumers  consumers
-	telemetry  *metadata.TelemetryBuilder
-	onShutdown func() // forgets this runner in the factory's map
-	process    *processLeases
+	telemetry  *telemetry
+	onShutdown func()         // forgets this runner in the factory's map
+	process    *processLeases // given at creation (tests simulate several processes)
 	status     *status
 	exit       func(code int) // os.Exit; tests record it
 
@@ -72,30 +62,24 @@ type runner struct {
 
 	host  component.Host // the first pipeline instance's, for the sub-receivers
 	lease string         // namespace/name
-	attrs metric.MeasurementOption
 
-	mu         sync.Mutex // guards what follows
-	closed     bool       // Shutdown has returned: no metric or renewal after that
-	term       *elector.Term
-	watchState int // watchUnknown, watchHealthy or watchBroken, as last logged
+	mu     sync.Mutex // guards what follows
+	closed bool       // Shutdown has returned: no renewal or release after that
+	term   *elector.Term
 }
 
-func newRunner(cfg *Config, set receiver.Settings, identity string) (*runner, error) {
-	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+// newRunner builds a block's runner in process, the state it shares with
+// the other blocks of its collector process (thisProcess).
+func newRunner(cfg *Config, set receiver.Settings, identity string, process *processLeases) (*runner, error) {
+	tel, err := newTelemetry(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{
+	return &runner{
 		cfg: cfg, set: set, logger: set.Logger, identity: identity,
-		telemetry: tb, onShutdown: func() {}, exit: osExit,
-	}
-	r.setProcess(thisProcess)
-	return r, nil
-}
-
-// setProcess places the runner in a process (tests simulate several).
-func (r *runner) setProcess(p *processLeases) {
-	r.process, r.status = p, newStatus(p)
+		telemetry: tel, onShutdown: func() {}, exit: osExit,
+		process: process, status: newStatus(process),
+	}, nil
 }
 
 // Start is called once for every pipeline instance of this block, each time
@@ -143,9 +127,9 @@ func (r *runner) start(host component.Host) error {
 		return fmt.Errorf("leader_election: %w", err)
 	}
 	r.host, r.lease = host, lease
-	r.attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("lease", r.lease)))
+	r.telemetry.setLease(lease)
 	r.logger = r.logger.With(zap.String("lease", r.lease), zap.String("identity", r.identity))
-	r.setLeader(false)
+	r.telemetry.leader(false)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
@@ -170,7 +154,7 @@ func (r *runner) Shutdown(ctx context.Context) error {
 
 func (r *runner) shutdown(ctx context.Context) error {
 	defer r.onShutdown()
-	defer r.telemetry.Shutdown()
+	defer r.telemetry.shutdown()
 	r.startOnce.Do(func() { r.startErr = errShutDown }) // a later Start fails
 	if r.done == nil {
 		r.close()
@@ -194,6 +178,7 @@ func (r *runner) shutdown(ctx context.Context) error {
 // loop holds, if any, for the caller to abandon.
 func (r *runner) close() *elector.Term {
 	r.status.close()
+	r.telemetry.close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
@@ -212,15 +197,6 @@ func (r *runner) setTerm(t *elector.Term) bool {
 	r.term = t
 	return true
 }
-
-// outcome is how a term ended, for the loop.
-type outcome int
-
-const (
-	campaignAgain outcome = iota // the Lease was lost and the group stopped
-	backOff                      // the group failed to start or a member failed; the Lease was given back
-	stopLeading                  // shut down, or the group did not stop: never lead again
-)
 
 // loop campaigns, leads, and campaigns again after every loss until ctx is
 // cancelled by Shutdown or a group fails to stop.
@@ -277,99 +253,54 @@ func (r *runner) serve(ctx context.Context, el *elector.Elector, g *group, slot 
 		return stopLeading
 	}
 	defer r.setTerm(nil)
-	r.emit(func() { r.telemetry.LeaderElectionAcquired.Add(context.Background(), 1, r.attrs) })
+	r.telemetry.acquired()
 	r.logger.Info(logmsg.Acquired)
 	if ctx.Err() != nil {
-		r.endTerm(term, logmsg.ReasonShutdown)
+		r.endTerm(term, stopCause{kind: causeShutdown})
 		return stopLeading
 	}
 	return r.lead(ctx, term, g, slot)
 }
 
-// ending is why a term's group is stopped.
-type ending struct {
-	kind   endKind
-	reason string // for the log lines: logmsg.Reason...
-	err    error  // endStartFailed, endMemberFailed: why
-}
-
-type endKind int
-
-const (
-	endLost         endKind = iota // the term ended by itself
-	endShutdown                    // the block is shut down
-	endStartFailed                 // the start failed or timed out: give the Lease back
-	endMemberFailed                // a member of the started group failed: give the Lease back
-)
-
-// lead runs the group for one term and stops it by the term's deadline. The
-// group starts in the background while lead watches the term, the start's
-// bound, the members' reports and Shutdown: whichever ends first, the members
-// already started are stopped.
+// lead runs the group for one term and stops it by the term's deadline, in
+// four steps, each once per term:
+//
+//  1. start the group in the background, with the backstop armed to end the
+//     process if a member still runs at the term's deadline;
+//  2. wait (watchTerm): the group starts in the background while lead
+//     watches the term, the start's bound, the members' reports and
+//     Shutdown, until one of them says why the group must stop (a stopCause);
+//  3. stop it by the deadline (stopGroup): whichever ends first, the members
+//     already started are stopped;
+//  4. map that to an outcome: a member still running takes this replica out
+//     (didNotStop); a group that is down hands the Lease on as the cause
+//     asks (handOver).
 func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *leaseSlot) outcome {
+	// 1. Start.
 	won := time.Now()
 	members := newTermMembers()
 	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) }, r.droppedAfterStop)
 	stopping := make(chan time.Time, 1)
 	go r.backstop(term, rg, stopping)
 
-	end := r.watchTerm(ctx, term, g, rg, members, won)
+	// 2. Wait.
+	cause := r.watchTerm(ctx, term, g, rg, members, won)
 
-	// 1. The deadline as it is now: on a loss it no longer moves; otherwise
-	// the term keeps renewing meanwhile, which only keeps others away
-	// longer. Never later: a stop that hangs is not rewarded. The backstop
-	// ends the process at that instant if the group is still running.
-	deadline := term.Deadline()
-	stopping <- deadline
-	// 2. Stop the members, giving them all but the exit budget; if they are
-	// not down by then, the budget is the collector's to exit in.
-	stopCtx, cancel := context.WithDeadline(context.Background(), deadline.Add(-r.exitBudget()))
-	stopErr := rg.stop(stopCtx)
-	cancel()
-	members.end()
-	r.status.termEnded()
-	r.setLeader(false)
+	// 3. Stop by the deadline.
+	stopErr := r.stopGroup(term, rg, members, stopping)
 
-	// 3. A member still running: a goroutine cannot be killed, and
-	// campaigning again could start a second group. Take this replica out.
+	// 4. Map to an outcome.
 	var hung *errNotStopped
 	if errors.As(stopErr, &hung) {
-		slot.markHung(fmt.Errorf("a group of lease %s did not stop in this process (%s): restart the collector", r.lease, strings.Join(hung.keys, ", ")))
-		term.Abandon()
-		r.logger.Error(logmsg.GroupNotStopped, zap.Strings("receivers", hung.keys),
-			zap.String("reason", end.reason), zap.Error(stopErr))
-		err := fmt.Errorf("%s: %w", logmsg.GroupNotStopped, stopErr)
-		if end.kind == endShutdown || ctx.Err() != nil {
-			// The collector is already exiting (Shutdown has begun, whatever
-			// ended the term): it reads no FatalError now, and one sent
-			// would block its status reporting for ever.
-			r.notStopped = err
-		} else {
-			r.status.reportFatal(err)
-		}
-		return stopLeading
+		return r.didNotStop(ctx, term, slot, cause, hung, stopErr)
 	}
-
-	// 4. The group is down: hand the Lease on as the ending asks.
-	switch end.kind {
-	case endStartFailed, endMemberFailed:
-		r.groupFailed(g, term, end, stopErr)
-		return backOff
-	case endShutdown:
-		r.groupStopped(g, end.reason, stopErr)
-		r.endTerm(term, end.reason)
-		return stopLeading
-	default:
-		r.groupStopped(g, end.reason, stopErr)
-		term.Abandon()
-		return campaignAgain
-	}
+	return r.handOver(g, term, cause, stopErr)
 }
 
 // watchTerm waits until the group must stop: the term ended, Shutdown was
 // called, the start failed or took longer than start_timeout, or a member
 // reported a failure.
-func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg *runningGroup, members *termMembers, won time.Time) ending {
+func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg *runningGroup, members *termMembers, won time.Time) stopCause {
 	startTimer := time.NewTimer(r.cfg.StartTimeout)
 	defer startTimer.Stop()
 	started := rg.Done()
@@ -377,194 +308,37 @@ func (r *runner) watchTerm(ctx context.Context, term *elector.Term, g *group, rg
 		select {
 		case <-started:
 			if err := rg.Err(); err != nil {
-				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: err}
+				return stopCause{kind: causeStartFailed, err: err}
 			}
 			select {
 			case f := <-members.failed: // reported during the start
-				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: f}
+				return stopCause{kind: causeStartFailed, err: f}
 			default:
 			}
 			started = nil
 			startTimer.Stop()
-			r.emit(func() {
-				r.telemetry.LeaderGroupStartDuration.Record(context.Background(), time.Since(won).Seconds(), r.attrs)
-			})
-			r.setLeader(true)
+			r.telemetry.groupStarted(time.Since(won))
+			r.telemetry.leader(true)
 			r.status.setGroupErr(nil)
 			r.logger.Info(logmsg.GroupStarted, zap.Strings("receivers", g.keys()), zap.Duration("since_acquired", time.Since(won)))
 		case <-startTimer.C:
 			err := fmt.Errorf("start_timeout: the group had not started after %s", r.cfg.StartTimeout)
-			return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: err}
+			return stopCause{kind: causeStartFailed, err: err}
 		case f := <-members.failed:
 			if started != nil {
 				// Before the group is up it is a failed start (otlp reports
 				// a port it cannot serve as a FatalError, and its Start may
 				// return the same error): one line, GroupStartFailed.
-				return ending{kind: endStartFailed, reason: logmsg.ReasonStartFailed, err: f}
+				return stopCause{kind: causeStartFailed, err: f}
 			}
 			r.logger.Error(logmsg.MemberFailed, zap.String("receiver", f.key), zap.Error(f.err))
-			return ending{kind: endMemberFailed, reason: logmsg.ReasonMemberFailed, err: f}
+			return stopCause{kind: causeMemberFailed, err: f}
 		case <-term.Lost():
-			r.emit(func() { r.telemetry.LeaderElectionLost.Add(context.Background(), 1, r.attrs) })
+			r.telemetry.lost()
 			r.logger.Warn(logmsg.Lost, zap.Error(term.Err()))
-			return ending{kind: endLost, reason: logmsg.ReasonLost + term.Err().Error()}
+			return stopCause{kind: causeLost, err: term.Err()}
 		case <-ctx.Done():
-			return ending{kind: endShutdown, reason: logmsg.ReasonShutdown}
+			return stopCause{kind: causeShutdown}
 		}
 	}
 }
-
-// exitBudget is the part of the stop margin kept for the collector to exit
-// in when the group did not stop: a quarter of lease_duration - renew_deadline.
-func (r *runner) exitBudget() time.Duration {
-	return (r.cfg.LeaderElection.LeaseDuration - r.cfg.LeaderElection.RenewDeadline) / 4
-}
-
-// backstop ends the process if the group is still running at the term's
-// deadline: from that instant another replica may lead. It is armed the
-// moment the term is lost or a stop begins (stopping carries the deadline the
-// stop works to), whatever the loop does meanwhile, and disarmed when every
-// member has stopped.
-func (r *runner) backstop(term *elector.Term, rg *runningGroup, stopping <-chan time.Time) {
-	var deadline time.Time
-	select {
-	case <-term.Lost():
-		deadline = term.Deadline() // no longer moves
-	case deadline = <-stopping:
-	}
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case <-rg.Stopped():
-	case <-timer.C:
-		r.logger.Error(logmsg.Exiting, zap.Strings("receivers", rg.running()), zap.Int("exit_code", exitCode))
-		r.process.exitProcess(r.exit, exitCode)
-	}
-}
-
-// endTerm ends a term on shutdown: it hands the Lease over when
-// release_on_shutdown is set, else stops renewing and lets it expire.
-// Only the loop calls it, after it saw the cancellation that published
-// shutdownCtx.
-func (r *runner) endTerm(term *elector.Term, reason string) {
-	if !r.cfg.LeaderElection.ReleaseOnShutdown {
-		term.Abandon()
-		r.logger.Info(logmsg.LeftToExpire, zap.String("reason", reason))
-		return
-	}
-	r.release(r.shutdownCtx, term, reason)
-}
-
-// release hands the Lease over, bounded by ctx and the term's deadline
-// (after it, the Lease is free anyway).
-func (r *runner) release(ctx context.Context, term *elector.Term, reason string) {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed { // Shutdown gave up waiting: it writes nothing more
-		term.Abandon()
-		return
-	}
-	ctx, cancel := context.WithDeadline(ctx, term.Deadline())
-	defer cancel()
-	released, err := term.Release(ctx)
-	switch {
-	case err != nil:
-		r.logger.Warn(logmsg.ReleaseFailed, zap.String("reason", reason), zap.Error(err))
-	case released:
-		r.logger.Info(logmsg.Released, zap.String("reason", reason))
-	default:
-		r.logger.Info(logmsg.NotReleased, zap.String("reason", reason))
-	}
-}
-
-// groupFailed logs a group that failed to start or whose member failed, and
-// gives the Lease back, whatever release_on_shutdown says: another replica
-// may be able to run the group.
-func (r *runner) groupFailed(g *group, term *elector.Term, end ending, stopErr error) {
-	if end.kind == endMemberFailed {
-		r.groupStopped(g, end.reason, stopErr)
-		r.status.setGroupErr(end.err)
-	} else {
-		err := errors.Join(end.err, stopErr)
-		r.emit(func() { r.telemetry.LeaderGroupStartFailures.Add(context.Background(), 1, r.attrs) })
-		r.logger.Error(logmsg.GroupStartFailed, zap.Strings("receivers", g.keys()), zap.Error(err))
-		r.status.setGroupErr(fmt.Errorf("group failed to start: %w", err))
-	}
-	r.release(context.Background(), term, end.reason)
-}
-
-// groupStopped logs a stopped group: one line, with the errors if any.
-func (r *runner) groupStopped(g *group, reason string, err error) {
-	fields := []zap.Field{zap.Strings("receivers", g.keys()), zap.String("reason", reason)}
-	if err != nil {
-		r.logger.Error(logmsg.GroupStopErrors, append(fields, zap.Error(err))...)
-		r.status.setGroupErr(fmt.Errorf("group did not stop cleanly: %w", err))
-		return
-	}
-	r.logger.Info(logmsg.GroupStopped, fields...)
-}
-
-// backoff is retryPeriod doubled for every failure after the first, capped.
-func backoff(retryPeriod time.Duration, failures int) time.Duration {
-	d := retryPeriod
-	for i := 1; i < failures && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, maxBackoff)
-}
-
-// emit records a metric unless Shutdown has returned.
-func (r *runner) emit(record func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.closed {
-		record()
-	}
-}
-
-func (r *runner) setLeader(leading bool) {
-	v := int64(0)
-	if leading {
-		v = 1
-	}
-	r.emit(func() { r.telemetry.LeaderElectionIsLeader.Record(context.Background(), v, r.attrs) })
-}
-
-// onAttempt tracks access to the Lease for the component status. A conflict
-// or a create race is ordinary contention between candidates, not an error.
-func (r *runner) onAttempt(err error) {
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		err = nil
-	}
-	if !r.status.setAPIErr(err) {
-		return
-	}
-	if err != nil {
-		r.logger.Warn(logmsg.LeaseUnreachable, zap.Error(err))
-	} else {
-		r.logger.Info(logmsg.LeaseReachable)
-	}
-}
-
-// onWatch logs when the watch of the Lease is established and when it
-// breaks, only on a change: every term and campaign watches anew.
-func (r *runner) onWatch(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case err != nil && r.watchState != watchBroken:
-		r.watchState = watchBroken
-		r.logger.Warn(logmsg.WatchBroken, zap.Error(err))
-	case err == nil && r.watchState != watchHealthy:
-		r.watchState = watchHealthy
-		r.logger.Info(logmsg.Watching)
-	}
-}
-
-// Whether the Lease is watched, as last logged.
-const (
-	watchUnknown = iota
-	watchHealthy
-	watchBroken
-)

@@ -1,7 +1,6 @@
 package leaderreceivercreator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,9 +9,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 )
@@ -44,7 +42,20 @@ type status struct {
 	version       int  // of last
 	delivered     int  // the version last delivered
 	delivering    bool // a delivery goroutine runs
+
+	// watchMu guards watch. It is held while a change is logged, so that
+	// the lines keep the order of the changes, and is not mu, so that a log
+	// line that takes its time never delays a status event.
+	watchMu sync.Mutex
+	watch   int // watchUnknown, watchHealthy or watchBroken, as last logged
 }
+
+// Whether the Lease is watched, as last logged.
+const (
+	watchUnknown = iota
+	watchHealthy
+	watchBroken
+)
 
 func newStatus(p *processLeases) *status {
 	return &status{process: p, members: map[string]error{}}
@@ -130,6 +141,23 @@ func (s *status) member(key string, ev *componentstatus.Event) {
 		return
 	}
 	s.updateLocked()
+}
+
+// setWatch records whether the watch of the Lease is established (err nil)
+// and, only when that differs from what was last logged, calls log with err
+// (under watchMu).
+func (s *status) setWatch(err error, log func(err error)) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	state := watchHealthy
+	if err != nil {
+		state = watchBroken
+	}
+	if state == s.watch {
+		return
+	}
+	s.watch = state
+	log(err)
 }
 
 // termEnded forgets what the members of the term reported.
@@ -271,10 +299,7 @@ func (f *memberFailure) Unwrap() error { return f.err }
 func (r *runner) memberReport(members *termMembers, key string, ev *componentstatus.Event) {
 	switch ev.Status() {
 	case componentstatus.StatusFatalError, componentstatus.StatusPermanentError:
-		r.emit(func() {
-			r.telemetry.LeaderGroupMemberFailures.Add(context.Background(), 1,
-				metric.WithAttributeSet(attribute.NewSet(attribute.String("lease", r.lease), attribute.String("member", key))))
-		})
+		r.telemetry.memberFailed(key)
 		if members.isEnded() {
 			r.logger.Info(logmsg.MemberFailedLate, zap.String("receiver", key), zap.Error(ev.Err()))
 			return
@@ -287,4 +312,32 @@ func (r *runner) memberReport(members *termMembers, key string, ev *componentsta
 			r.status.member(key, ev)
 		}
 	}
+}
+
+// onAttempt tracks access to the Lease for the component status. A conflict
+// or a create race is ordinary contention between candidates, not an error.
+func (r *runner) onAttempt(err error) {
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		err = nil
+	}
+	if !r.status.setAPIErr(err) {
+		return
+	}
+	if err != nil {
+		r.logger.Warn(logmsg.LeaseUnreachable, zap.Error(err))
+	} else {
+		r.logger.Info(logmsg.LeaseReachable)
+	}
+}
+
+// onWatch logs when the watch of the Lease is established and when it
+// breaks, only on a change: every term and campaign watches anew.
+func (r *runner) onWatch(err error) {
+	r.status.setWatch(err, func(err error) {
+		if err != nil {
+			r.logger.Warn(logmsg.WatchBroken, zap.Error(err))
+		} else {
+			r.logger.Info(logmsg.Watching)
+		}
+	})
 }

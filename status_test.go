@@ -18,6 +18,105 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
 )
 
+func TestLostAPIAccessIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.fail.Store(true)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool {
+			ev := a.host.lastStatus()
+			return ev != nil && ev.Status() == componentstatus.StatusRecoverableError
+		}, "no RecoverableError while the API server is unreachable")
+		assert.ErrorContains(t, a.host.lastStatus().Err(), "injected")
+		assert.False(t, a.leading())
+		time.Sleep(time.Minute) // fake time: ~20 failed attempts
+		assert.Equal(t, 1, a.logCount("cannot read or write the lease"), "logged once, not on every retry")
+		assert.Equal(t, 1, a.logCount(logmsg.WatchBroken), "logged once, not on every retry")
+		assert.Contains(t, a.logs.FilterMessage(logmsg.WatchBroken).All()[0].ContextMap()["error"], "list lease ns/lease: connection refused (injected)")
+		assert.Zero(t, a.logCount(logmsg.Watching))
+
+		a.fail.Store(false)
+		waitFor(t, time.Minute, a.leading, "a does not lead once the API server is back")
+		assert.Equal(t, componentstatus.StatusOK, a.host.lastStatus().Status())
+		assert.Equal(t, 1, a.logCount("lease reachable again"))
+		time.Sleep(time.Minute) // fake time: the watch is back (backoff up to a minute), a leads on
+		assert.Equal(t, 1, a.logCount(logmsg.Watching), "logged when the watch came back, once")
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+// The collector starts one instance of the block per pipeline, each with its
+// own host: the shared runner's status reaches all of them, including one
+// started after the status changed.
+func TestStatusReachesEveryPipelineInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.fail.Store(true)
+		a.start(t) // the metrics pipeline's instance
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus() != nil }, "no status")
+		logsHost := &testHost{factories: a.host.factories} // the logs pipeline's, started later
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		for _, h := range []*testHost{a.host, logsHost} {
+			require.NotNil(t, h.lastStatus())
+			assert.Equal(t, componentstatus.StatusRecoverableError, h.lastStatus().Status())
+		}
+		a.fail.Store(false)
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// The member reported from its Start; the report reaches the hosts
+		// from the delivery goroutine, which may not have run yet.
+		synctest.Wait()
+		for _, h := range []*testHost{a.host, logsHost} {
+			assert.Equal(t, componentstatus.StatusOK, h.lastStatus().Status())
+		}
+		require.NoError(t, a.r.Shutdown(context.Background()))
+	})
+}
+
+// A replica whose group failed to start gives the Lease away and is a
+// healthy standby again after its back-off: its status returns to OK
+// although no group of its own started (a liveness probe on a lasting
+// RecoverableError would otherwise restart a healthy pod).
+func TestStandbyAfterFailedStartReturnsToOK(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		require.NoError(t, c.tracker.Add(freeLease()))
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		errStart := errors.New("port 4317 is taken")
+		a.b.startErr.Store(&errStart)
+		a.start(t)
+		waitFor(t, time.Minute, func() bool { return a.logCount(logmsg.Released) == 1 }, "a kept the Lease")
+		assert.Equal(t, componentstatus.StatusRecoverableError, a.host.lastStatus().Status())
+		b := newReplica(t, c, "b", testConfigFor("testrcv"))
+		b.start(t)
+		waitFor(t, time.Minute, b.leading, "b does not lead")
+		waitFor(t, time.Minute, func() bool { return a.host.lastStatus().Status() == componentstatus.StatusOK },
+			"a stays RecoverableError as a healthy standby")
+		assert.Equal(t, 1, a.logCount(logmsg.Acquired))
+	})
+}
+
+// A sub-receiver's own status goes to every pipeline instance of the block.
+func TestMemberStatusReachesEveryPipelineInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(newJournal())
+		a := newReplica(t, c, "a", testConfigFor("testrcv"))
+		a.b.report = componentstatus.NewRecoverableErrorEvent(errors.New("watch failed"))
+		logsHost := &testHost{factories: a.host.factories}
+		a.start(t)
+		require.NoError(t, a.r.Start(context.Background(), logsHost))
+		waitFor(t, time.Minute, a.leading, "a does not lead")
+		// The member reported from its Start; the report reaches the hosts
+		// from the delivery goroutine, which may not have run yet.
+		synctest.Wait()
+		for _, h := range []*testHost{a.host, logsHost} {
+			require.NotNil(t, h.lastStatus())
+			assert.ErrorContains(t, h.lastStatus().Err(), "watch failed")
+		}
+	})
+}
+
 // firstFatal reads, as Run's loop does, the first error that reaches the
 // collector model's async error channel, and no more.
 func (m *collectorModel) firstFatal(t *testing.T) <-chan error {
@@ -185,8 +284,7 @@ func TestOneFatalErrorPerProcess(t *testing.T) {
 		a := newReplica(t, c, "a", testConfigFor("testrcv"))
 		cfg2 := testConfigFor("testrcv")
 		cfg2.LeaderElection.LeaseName = "lease2"
-		a2 := newReplica(t, c, "a2", cfg2)
-		a2.r.setProcess(a.r.process) // two blocks of one collector
+		a2 := newReplicaIn(t, c, "a2", cfg2, a.r.process) // two blocks of one collector
 		m.drainInCleanup(t)
 		fatal := m.firstFatal(t) // Run's loop reads one, then shuts down
 		a.b.hang, a2.b.hang = make(chan struct{}), make(chan struct{})
