@@ -85,6 +85,28 @@ func (h *collectorHost) Report(ev *componentstatus.Event) {
 // It returns the collector, what Run returned once it did, and its logs.
 func realCollector(t *testing.T, subs map[component.Type]receiver.Factory, members string) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
 	t.Helper()
+	return realCollectorWith(t, subs, `
+receivers:
+  leader_receiver_creator:
+    auth_type: none
+    leader_election: {lease_name: `+strings.ToLower(t.Name())+`, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
+    receivers: `+members+`
+exporters:
+  nop:
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
+    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
+`)
+}
+
+// realCollectorWith runs a real collector with the given configuration
+// (YAML) and the collector's own logging: its logs reach the returned
+// observer through the collector's default sampling. Each gets a process of
+// its own (thisProcess).
+func realCollectorWith(t *testing.T, subs map[component.Type]receiver.Factory, config string) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
+	t.Helper()
 	thisProcess = newProcessLeases() // a process of its own: its slots, one FatalError and one exit
 	core, logs := observer.New(zap.InfoLevel)
 	factories := func() (otelcol.Factories, error) {
@@ -96,26 +118,12 @@ func realCollector(t *testing.T, subs map[component.Type]receiver.Factory, membe
 			Telemetry: otelconftelemetry.NewFactory(),
 		}, nil
 	}
-	config := `yaml:
-receivers:
-  leader_receiver_creator:
-    auth_type: none
-    leader_election: {lease_name: ` + strings.ToLower(t.Name()) + `, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}
-    receivers: ` + members + `
-exporters:
-  nop:
-service:
-  telemetry: {metrics: {level: none}}
-  pipelines:
-    metrics: {receivers: [leader_receiver_creator], exporters: [nop]}
-    logs: {receivers: [leader_receiver_creator], exporters: [nop]}
-`
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo:      component.NewDefaultBuildInfo(),
 		Factories:      factories,
 		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			URIs:              []string{config},
+			URIs:              []string{"yaml:" + config},
 			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},
 		}},
 	})

@@ -76,7 +76,7 @@ func newRunner(cfg *Config, set receiver.Settings, identity string, process *pro
 		return nil, err
 	}
 	return &runner{
-		cfg: cfg, set: set, logger: set.Logger, identity: identity,
+		cfg: cfg, set: set, logger: unsampled(set.Logger), identity: identity,
 		telemetry: tel, onShutdown: func() {}, exit: osExit,
 		process: process, status: newStatus(process),
 	}, nil

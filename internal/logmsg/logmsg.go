@@ -2,7 +2,9 @@
 // code parses. Operators match them in log queries and alerts (the README's
 // Monitoring section lists them), and the e2e harness (e2e/fleet) imports this
 // package to follow each replica's elections and groups. Change a message
-// only together with both.
+// only together with both. The block writes them past the collector's log
+// sampling (logging.go), so that none is dropped however many blocks one
+// collector runs.
 package logmsg
 
 // Every message is logged with the fields lease (namespace/name) and identity.

@@ -1,0 +1,78 @@
+package leaderreceivercreator
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/internal/logmsg"
+)
+
+// Fifty blocks in one real collector, under its default logging, whose
+// sampler keeps the first 10 lines of a message per 10 s and then every
+// 100th: every block logs each of its transitions, when all fifty start at
+// once and when a shutdown stops all fifty. Before: 10 of the 50 blocks
+// logged "campaigning for the lease", "leadership acquired" and "leader
+// group started", while all 50 held their Lease.
+func TestTransitionsAreNeverSampledAway(t *testing.T) {
+	const blocks = 50
+	j := newJournal()
+	b := &behaviour{replica: "a", journal: j}
+	var cfg strings.Builder
+	cfg.WriteString("\nreceivers:\n")
+	ids := make([]string, blocks)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("leader_receiver_creator/%d", i)
+		fmt.Fprintf(&cfg, "  %s:\n    auth_type: none\n", ids[i])
+		fmt.Fprintf(&cfg, "    leader_election: {lease_name: sampled-%d, lease_namespace: ns, lease_duration: 2s, renew_deadline: 1s, retry_period: 300ms}\n", i)
+		cfg.WriteString("    receivers: {testrcv: {}}\n")
+	}
+	fmt.Fprintf(&cfg, "exporters:\n  nop:\nservice:\n  telemetry: {metrics: {level: none}}\n  pipelines:\n    metrics: {receivers: [%s], exporters: [nop]}\n",
+		strings.Join(ids, ", "))
+
+	col, ran, logs := realCollectorWith(t, map[component.Type]receiver.Factory{testType: testFactory(testType, b)}, cfg.String())
+	require.Eventually(t, func() bool { return j.runningCount("a") == blocks }, time.Minute, 10*time.Millisecond,
+		"not every block's group started")
+	col.Shutdown()
+	select {
+	case err := <-ran:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("the collector did not shut down")
+	}
+
+	for _, msg := range []string{logmsg.Campaigning, logmsg.Acquired, logmsg.GroupStarted, logmsg.GroupStopped, logmsg.Released} {
+		leases := map[string]bool{}
+		for _, e := range logs.FilterMessage(msg).All() {
+			leases[fmt.Sprint(e.ContextMap()["lease"])] = true
+		}
+		assert.Len(t, leases, blocks, "blocks that logged %q", msg)
+	}
+}
+
+// unsampled passes every entry its level enables, with the logger's fields,
+// past a sampler that would keep one; below the level nothing passes, and
+// the logger it was made from is sampled as before.
+func TestUnsampledKeepsTheLevelAndTheFields(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	sampled := zap.New(zapcore.NewSamplerWithOptions(core, 10*time.Second, 1, 0)).With(zap.String("component", "x"))
+	l := unsampled(sampled).With(zap.String("lease", "ns/a"))
+	for range 5 {
+		l.Info("transition")
+		l.Debug("below the level")
+		sampled.Info("chatty")
+	}
+	require.Equal(t, 5, logs.FilterMessage("transition").Len())
+	assert.Equal(t, map[string]any{"component": "x", "lease": "ns/a"}, logs.FilterMessage("transition").All()[0].ContextMap())
+	assert.Zero(t, logs.FilterMessage("below the level").Len())
+	assert.Equal(t, 1, logs.FilterMessage("chatty").Len(), "the logger unsampled was made from is no longer sampled")
+}
