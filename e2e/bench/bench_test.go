@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 func TestSummarize(t *testing.T) {
@@ -54,8 +54,8 @@ func TestComputeOverlap(t *testing.T) {
 	assert.InDelta(t, 2, o.ByReceiver["k8s_events"], 1e-9)
 }
 
-func logLine(t *testing.T, js string) fleet.LogLine {
-	l, ok := fleet.ParseLogLine([]byte(js))
+func logLine(t *testing.T, js string) timeline.LogLine {
+	l, ok := timeline.ParseLogLine([]byte(js))
 	require.True(t, ok)
 	return l
 }
@@ -82,7 +82,7 @@ func TestTrackerPeer(t *testing.T) {
 	assert.Equal(t, "replica-1", up.Replica)
 
 	// Killed: the exit closes both receivers.
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.ProcessExited, At: time.Now()})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.ProcessExited, At: time.Now()})
 	assert.Empty(t, tr.Leaders())
 	ivs := tr.Intervals()
 	require.Len(t, ivs, 2)
@@ -97,10 +97,10 @@ func TestTrackerOurs(t *testing.T) {
 	tr := NewTracker(Ours)
 	t0 := time.Now()
 	tr.OnLog("replica-1", logLine(t, `{"level":"info","msg":"Events Receiver started as leader"}`)) // not ours: ignored
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.GroupStarted, At: t0, Identity: "replica-1_x"})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.GroupStarted, At: t0, Identity: "replica-1_x"})
 	assert.Equal(t, []string{"replica-1"}, tr.Leaders())
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.GroupStopped, At: t0.Add(time.Second)})
-	tr.OnEvent(fleet.Event{Replica: "replica-2", Kind: fleet.GroupStarted, At: t0.Add(2 * time.Second)})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.GroupStopped, At: t0.Add(time.Second)})
+	tr.OnEvent(timeline.Event{Replica: "replica-2", Kind: timeline.GroupStarted, At: t0.Add(2 * time.Second)})
 	up, err := tr.WaitGroupUp(t.Context(), t0.Add(time.Second), "replica-1")
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(2*time.Second), up.At)

@@ -7,17 +7,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // LogDialect says how a distribution's log tells that its group of
-// receivers runs (not to be confused with fleet.Kind, the kind of one
+// receivers runs (not to be confused with timeline.Kind, the kind of one
 // parsed log event).
 type LogDialect string
 
 const (
 	// Ours is otelcol-leader: leader_receiver_creator logs "leader group
-	// started" / "leader group stopped" (fleet.GroupStarted, ...), one
+	// started" / "leader group stopped" (timeline.GroupStarted, ...), one
 	// mark for the whole group.
 	Ours LogDialect = "ours"
 	// Peer is otelcol-peer: contrib's k8s_leader_elector extension starts
@@ -92,12 +92,12 @@ func NewTracker(d LogDialect) *Tracker {
 }
 
 // OnEvent is for fleet.Options.OnEvent.
-func (t *Tracker) OnEvent(ev fleet.Event) {
+func (t *Tracker) OnEvent(ev timeline.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.state(ev.Replica)
 	switch ev.Kind {
-	case fleet.ProcessExited:
+	case timeline.ProcessExited:
 		// All lines of the process were delivered before this event:
 		// whatever still runs stopped now.
 		for rc := range st.open {
@@ -106,14 +106,14 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 		st.groupUp = false
 		st.run++
 		st.identity = ""
-	case fleet.GroupStarted:
+	case timeline.GroupStarted:
 		if t.dialect == Ours {
 			if ev.Identity != "" {
 				st.identity = ev.Identity
 			}
 			t.openLocked(ev.Replica, st, GroupReceiver, ev.At)
 		}
-	case fleet.GroupStopped, fleet.GroupStopErrors:
+	case timeline.GroupStopped, timeline.GroupStopErrors:
 		if t.dialect == Ours {
 			t.closeLocked(st, GroupReceiver, ev.At)
 		}
@@ -122,7 +122,7 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 }
 
 // OnLog is for fleet.Options.OnLog (only needed for Peer).
-func (t *Tracker) OnLog(replica string, l fleet.LogLine) {
+func (t *Tracker) OnLog(replica string, l timeline.LogLine) {
 	if t.dialect != Peer {
 		return
 	}

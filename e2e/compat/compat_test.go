@@ -25,6 +25,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 const deployDir = "../../deploy"
@@ -210,8 +211,8 @@ func runRow(t *testing.T, e *env, r row) *result {
 			envTargetsNamespace: targetsNamespace,
 		},
 		ReplicaEnv: func(i int) map[string]string { return replicaEnv[i] },
-		OnEvent:    func(ev fleet.Event) { t.Logf("%7.3fs %s", ev.At.Sub(t0).Seconds(), ev) },
-		OnLog: func(replica string, l fleet.LogLine) {
+		OnEvent:    func(ev timeline.Event) { t.Logf("%7.3fs %s", ev.At.Sub(t0).Seconds(), ev) },
+		OnLog: func(replica string, l timeline.LogLine) {
 			if l.Level != "warn" && l.Level != "error" {
 				return
 			}
@@ -251,8 +252,8 @@ func runRow(t *testing.T, e *env, r row) *result {
 		require.NoError(t, rep.Start())
 	}
 	for _, rep := range f.Replicas() {
-		waitEvent(t, f, time.Minute, rep.Name+" campaigns", func(ev fleet.Event) bool {
-			return ev.Replica == rep.Name && ev.Kind == fleet.Campaigning
+		waitEvent(t, f, time.Minute, rep.Name+" campaigns", func(ev timeline.Event) bool {
+			return ev.Replica == rep.Name && ev.Kind == timeline.Campaigning
 		})
 	}
 	// Term 0: the processes before any group ran.
@@ -271,8 +272,8 @@ func runRow(t *testing.T, e *env, r row) *result {
 
 	for k := 1; k <= e.terms; k++ {
 		require.NoError(t, freeLease(ctx, e.cs, ns))
-		start := nthEvent(t, f, k, time.Minute, fmt.Sprintf("term %d: a group starts", k), fleet.GroupStarted, fleet.GroupStartFailed)
-		require.Equal(t, fleet.GroupStarted, start.Kind, "term %d: %s", k, start)
+		start := nthEvent(t, f, k, time.Minute, fmt.Sprintf("term %d: a group starts", k), timeline.GroupStarted, timeline.GroupStartFailed)
+		require.Equal(t, timeline.GroupStarted, start.Kind, "term %d: %s", k, start)
 		leader := sinks[start.Replica]
 		events := 0
 		missing := waitData(ctx, e, r, leader, start.At, 90*time.Second, func() {
@@ -286,8 +287,8 @@ func runRow(t *testing.T, e *env, r row) *result {
 
 		require.NoError(t, holdLease(ctx, e.cs, ns))
 		stop := nthEvent(t, f, k, 30*time.Second, fmt.Sprintf("term %d: the group stops", k),
-			fleet.GroupStopped, fleet.GroupStopErrors, fleet.GroupNotStopped)
-		require.Equal(t, fleet.GroupStopped, stop.Kind, "term %d: %s", k, stop)
+			timeline.GroupStopped, timeline.GroupStopErrors, timeline.GroupNotStopped)
+		require.Equal(t, timeline.GroupStopped, stop.Kind, "term %d: %s", k, stop)
 		counts, _ := perSource(leader.between(start.At, stop.At.Add(fleet.ExportSlack)))
 		for _, m := range r.members {
 			res.perTerm[m] = append(res.perTerm[m], counts[m])
@@ -311,13 +312,13 @@ func runRow(t *testing.T, e *env, r row) *result {
 
 	stopFleet()
 	events := f.Events()
-	assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
+	assert.NoError(t, timeline.CheckSingleLeader(events), "overlap: two groups ran at the same time")
 	assert.NoError(t, f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
 	checkOutside(t, e, r, f, auditLog, ns, sas, t0)
 
 	logMu.Lock()
 	stops := map[string][]time.Time{}
-	for _, s := range fleet.GroupSpans(events) {
+	for _, s := range timeline.GroupSpans(events) {
 		if !s.End.IsZero() {
 			stops[s.Replica] = append(stops[s.Replica], s.End)
 		}
@@ -394,7 +395,7 @@ func checkOutside(t *testing.T, e *env, r row, f *fleet.Fleet, log *audit.Log, n
 	reqs, err := log.Settle(10 * time.Second)
 	assert.NoError(t, err, "reading the audit log")
 	end := time.Now()
-	spans := fleet.GroupSpans(f.Events())
+	spans := timeline.GroupSpans(f.Events())
 	api := false
 	for _, m := range r.members {
 		api = api || usesAPI[m]
@@ -407,7 +408,7 @@ func checkOutside(t *testing.T, e *env, r row, f *fleet.Fleet, log *audit.Log, n
 			ar.Exports = append(ar.Exports, b.At)
 		}
 		rs = append(rs, ar)
-		var mine []fleet.GroupSpan
+		var mine []timeline.GroupSpan
 		for _, s := range spans {
 			if s.Replica == rep.Name {
 				mine = append(mine, s)
@@ -415,7 +416,7 @@ func checkOutside(t *testing.T, e *env, r row, f *fleet.Fleet, log *audit.Log, n
 		}
 		act := ar.Activity()
 		for _, iv := range act {
-			in := slices.ContainsFunc(mine, func(s fleet.GroupSpan) bool {
+			in := slices.ContainsFunc(mine, func(s timeline.GroupSpan) bool {
 				return !iv.Start.Before(s.Start.Add(-time.Second)) && !s.End.IsZero() && !iv.End.After(s.End.Add(time.Second))
 			})
 			assert.True(t, in, "outside: %s's request activity [%.3fs, %.3fs] lies in none of its group spans",
@@ -545,7 +546,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // waitEvent waits for the first event that matches.
-func waitEvent(t *testing.T, f *fleet.Fleet, d time.Duration, what string, match func(fleet.Event) bool) fleet.Event {
+func waitEvent(t *testing.T, f *fleet.Fleet, d time.Duration, what string, match func(timeline.Event) bool) timeline.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
@@ -555,12 +556,12 @@ func waitEvent(t *testing.T, f *fleet.Fleet, d time.Duration, what string, match
 }
 
 // nthEvent waits for the n-th event (1-based) of any of kinds.
-func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string, kinds ...fleet.Kind) fleet.Event {
+func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string, kinds ...timeline.Kind) timeline.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	for {
-		var evs []fleet.Event
+		var evs []timeline.Event
 		for _, ev := range f.Events() {
 			if slices.Contains(kinds, ev.Kind) {
 				evs = append(evs, ev)
@@ -573,7 +574,7 @@ func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string,
 		if len(evs) > 0 {
 			last = evs[len(evs)-1].At
 		}
-		_, err := f.WaitFor(ctx, func(ev fleet.Event) bool { return slices.Contains(kinds, ev.Kind) && ev.At.After(last) })
+		_, err := f.WaitFor(ctx, func(ev timeline.Event) bool { return slices.Contains(kinds, ev.Kind) && ev.At.After(last) })
 		require.NoError(t, err, what)
 	}
 }

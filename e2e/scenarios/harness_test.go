@@ -46,6 +46,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/tcpproxy"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 const (
@@ -258,8 +259,8 @@ func start(t *testing.T, o options) *scenario {
 		require.NoError(t, r.Start())
 	}
 	for _, r := range f.Replicas() {
-		s.waitFor(time.Minute, r.Name+" campaigns", func(ev fleet.Event) bool {
-			return ev.Replica == r.Name && ev.Kind == fleet.Campaigning
+		s.waitFor(time.Minute, r.Name+" campaigns", func(ev timeline.Event) bool {
+			return ev.Replica == r.Name && ev.Kind == timeline.Campaigning
 		})
 	}
 	return s
@@ -279,12 +280,12 @@ func (s *scenario) stop() {
 		}
 		t.Logf("group span: %s from %.3fs to %s", gs.Replica, gs.Start.Sub(s.t0).Seconds(), end)
 	}
-	// The group spans (fleet.CheckSingleLeader), with the client-go
+	// The group spans (timeline.CheckSingleLeader), with the client-go
 	// candidates' active intervals if there are any.
 	if s.overlapExpected {
-		assert.Error(t, fleet.CheckDisjoint(s.spans()), "the logs show two groups (or client-go candidates) active at the same time")
+		assert.Error(t, timeline.CheckDisjoint(s.spans()), "the logs show two groups (or client-go candidates) active at the same time")
 	} else {
-		assert.NoError(t, fleet.CheckDisjoint(s.spans()), "overlap: two groups (or client-go candidates) active at the same time")
+		assert.NoError(t, timeline.CheckDisjoint(s.spans()), "overlap: two groups (or client-go candidates) active at the same time")
 	}
 	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
 	s.checkOutsideOverlap(s.spans())
@@ -306,12 +307,12 @@ func (s *scenario) stop() {
 
 // spans are the replicas' group spans and the client-go candidates' active
 // intervals (OnStartedLeading to the return of Run), ordered by start.
-func (s *scenario) spans() []fleet.GroupSpan {
-	spans := fleet.GroupSpans(s.f.Events())
+func (s *scenario) spans() []timeline.GroupSpan {
+	spans := timeline.GroupSpans(s.f.Events())
 	if s.cg != nil {
 		spans = append(spans, clientgo.Spans(s.cg.Events())...)
 	}
-	slices.SortStableFunc(spans, func(a, b fleet.GroupSpan) int { return a.Start.Compare(b.Start) })
+	slices.SortStableFunc(spans, func(a, b timeline.GroupSpan) int { return a.Start.Compare(b.Start) })
 	return spans
 }
 
@@ -335,7 +336,7 @@ var clientGoBuild struct {
 	err  error
 }
 
-func (s *scenario) logEvent(ev fleet.Event) {
+func (s *scenario) logEvent(ev timeline.Event) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	if !s.ended {
@@ -378,7 +379,7 @@ func (s *scenario) within(d time.Duration) context.Context {
 
 // waitFor returns the first event (recorded before or after the call) that
 // matches, failing the test after d.
-func (s *scenario) waitFor(d time.Duration, what string, match func(fleet.Event) bool) fleet.Event {
+func (s *scenario) waitFor(d time.Duration, what string, match func(timeline.Event) bool) timeline.Event {
 	s.t.Helper()
 	ev, err := s.f.WaitFor(s.within(d), match)
 	require.NoError(s.t, err, what)
@@ -403,7 +404,7 @@ func (s *scenario) exporting(r *fleet.Replica) {
 }
 
 // count is the number of recorded events that match.
-func (s *scenario) count(match func(fleet.Event) bool) int {
+func (s *scenario) count(match func(timeline.Event) bool) int {
 	n := 0
 	for _, ev := range s.f.Events() {
 		if match(ev) {
@@ -461,17 +462,17 @@ func (s *scenario) hold(until time.Time) {
 // checkWatched checks that every replica that campaigned watched the Lease
 // (deploy/'s Role allows it), so that its handovers were the watch's and not
 // a poll's.
-func (s *scenario) checkWatched(events []fleet.Event) {
+func (s *scenario) checkWatched(events []timeline.Event) {
 	campaigned, watched := map[string]bool{}, map[string]bool{}
 	for _, ev := range events {
 		switch ev.Kind {
-		case fleet.Campaigning:
+		case timeline.Campaigning:
 			campaigned[ev.Replica] = true
-		case fleet.Watching:
+		case timeline.Watching:
 			watched[ev.Replica] = true
 		}
 	}
 	for r := range campaigned {
-		assert.True(s.t, watched[r], "%s never watched the Lease (%q)", r, fleet.Watching)
+		assert.True(s.t, watched[r], "%s never watched the Lease (%q)", r, timeline.Watching)
 	}
 }

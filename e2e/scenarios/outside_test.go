@@ -10,6 +10,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // checkOutsideOverlap is the overlap check from outside the collectors,
@@ -26,7 +27,7 @@ import (
 // their activity). It also checks that every group span the logs show left
 // a trace in the audit log, so that an empty audit log cannot pass for no
 // overlap.
-func (s *scenario) checkOutsideOverlap(spans []fleet.GroupSpan) {
+func (s *scenario) checkOutsideOverlap(spans []timeline.GroupSpan) {
 	t := s.t
 	// Every replica has exited, so its connections are closed: wait (a
 	// little) until the API server has logged the end of each request.
