@@ -30,7 +30,7 @@ func TestSummarize(t *testing.T) {
 func TestComputeOverlap(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	o := ComputeOverlap([]Interval{
+	o := ComputeOverlap([]ReceiverSpan{
 		{Replica: "a", Receiver: "group", Start: at(0), End: at(10)},
 		{Replica: "b", Receiver: "group", Start: at(10), End: at(20)}, // touching: no overlap
 	}, at(30))
@@ -38,7 +38,7 @@ func TestComputeOverlap(t *testing.T) {
 	assert.Zero(t, o.Episodes)
 	assert.Equal(t, 1, o.MaxConcurrent)
 
-	o = ComputeOverlap([]Interval{
+	o = ComputeOverlap([]ReceiverSpan{
 		{Replica: "a", Receiver: "k8s_cluster", Start: at(0)}, // open: ends at 30
 		{Replica: "b", Receiver: "k8s_cluster", Start: at(5), End: at(8)},
 		{Replica: "b", Receiver: "k8s_events", Start: at(6), End: at(9)},
@@ -65,7 +65,7 @@ func TestTrackerPeer(t *testing.T) {
 	// A standby's shutdown lines close nothing.
 	tr.OnLog("replica-2", logLine(t, `{"level":"info","msg":"no longer leader, stopping","otelcol.component.id":"k8s_events"}`))
 	tr.OnLog("replica-2", logLine(t, `{"level":"info","msg":"Stopping the receiver","otelcol.component.id":"k8s_cluster"}`))
-	assert.Empty(t, tr.Intervals())
+	assert.Empty(t, tr.Spans())
 
 	before := time.Now()
 	tr.OnLog("replica-1", logLine(t, `{"level":"info","msg":"Starting k8s leader elector with UUID","UUID":"u-1"}`))
@@ -84,7 +84,7 @@ func TestTrackerPeer(t *testing.T) {
 	// Killed: the exit closes both receivers.
 	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.ProcessExited, At: time.Now()})
 	assert.Empty(t, tr.Leaders())
-	ivs := tr.Intervals()
+	ivs := tr.Spans()
 	require.Len(t, ivs, 2)
 	for _, iv := range ivs {
 		assert.False(t, iv.End.IsZero())
@@ -104,7 +104,7 @@ func TestTrackerOurs(t *testing.T) {
 	up, err := tr.WaitGroupUp(t.Context(), t0.Add(time.Second), "replica-1")
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(2*time.Second), up.At)
-	o := ComputeOverlap(tr.Intervals(), t0.Add(10*time.Second))
+	o := ComputeOverlap(tr.Spans(), t0.Add(10*time.Second))
 	assert.Zero(t, o.Seconds)
 }
 

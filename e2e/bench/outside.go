@@ -6,7 +6,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 )
 
-// AuditReceiver is the Receiver of the Intervals measured from outside: a
+// AuditReceiver is the Receiver of the ReceiverSpans measured from outside: a
 // replica's group activity at the API server (package audit), whatever
 // receiver made the requests.
 const AuditReceiver = "api (audit log)"
@@ -18,13 +18,13 @@ const AuditReceiver = "api (audit log)"
 // replica's activity is its requests other than the Lease's, from received
 // to complete (audit.RequestIntervals; open ones end at end), each closing
 // tail within audit.TailBound cut where the other replica's activity began
-// (audit.Overlaps); Seconds, Episodes, … are those of these intervals
+// (audit.Overlaps); Seconds, Episodes, … are those of these spans
 // (ComputeOverlap), ByKind counts the overlaps that count by category and
-// TailsWithinBound those that do not. It also returns the intervals.
-func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (OverlapTotals, []Interval) {
-	var rs []audit.Replica
+// TailsWithinBound those that do not. It also returns the spans.
+func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (OverlapTotals, []ReceiverSpan) {
+	var rs []audit.Actor
 	for replica, user := range users {
-		rs = append(rs, audit.Replica{Name: replica, Requests: audit.RequestIntervals(reqs, user, nil, end), Exports: exports[replica]})
+		rs = append(rs, audit.Actor{Name: replica, Requests: audit.RequestIntervals(reqs, user, nil, end), Exports: exports[replica]})
 	}
 	overlaps := audit.Overlaps(rs, slack)
 	type request struct {
@@ -33,7 +33,7 @@ func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[s
 	}
 	cut := map[request]time.Time{} // a request's tolerated tails: where the first began
 	keep := map[request]bool{}     // a request with an overlap that counts
-	byKind := map[audit.Kind]int{}
+	byKind := map[audit.OverlapKind]int{}
 	tails := 0
 	for _, o := range overlaps {
 		r := request{o.A, o.AInterval}
@@ -49,7 +49,7 @@ func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[s
 			cut[r] = o.BInterval.Start
 		}
 	}
-	var ivs []Interval
+	var ivs []ReceiverSpan
 	for _, rep := range rs {
 		reqIvs := make([]audit.Interval, len(rep.Requests))
 		for i, iv := range rep.Requests {
@@ -60,7 +60,7 @@ func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[s
 			reqIvs[i] = iv
 		}
 		for _, iv := range audit.Union(reqIvs) {
-			ivs = append(ivs, Interval{Replica: rep.Name, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
+			ivs = append(ivs, ReceiverSpan{Replica: rep.Name, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
 		}
 	}
 	o := ComputeOverlap(ivs, end)

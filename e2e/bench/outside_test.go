@@ -34,10 +34,10 @@ func TestOutsideOverlap(t *testing.T) {
 	assert.InDelta(t, 2, o.Seconds, 1e-9, "[8, 10]; replica-2's closing tail within the bound is not overlap")
 	assert.Equal(t, 1, o.Episodes)
 	assert.Equal(t, 2, o.MaxConcurrent)
-	assert.Equal(t, map[audit.Kind]int{audit.Tail: 1, audit.Export: 1}, o.ByKind)
+	assert.Equal(t, map[audit.OverlapKind]int{audit.Tail: 1, audit.Export: 1}, o.ByKind)
 	assert.Equal(t, 1, o.TailsWithinBound)
 	assert.InDelta(t, 2, o.ByReceiver[AuditReceiver], 1e-9)
-	assert.ElementsMatch(t, []Interval{
+	assert.ElementsMatch(t, []ReceiverSpan{
 		{Replica: "replica-1", Receiver: AuditReceiver, Start: at(0), End: at(1)},
 		{Replica: "replica-1", Receiver: AuditReceiver, Start: at(1.5), End: at(10)},
 		{Replica: "replica-2", Receiver: AuditReceiver, Start: at(8), End: at(19.95)}, // cut where replica-3 began
@@ -56,7 +56,7 @@ func TestOutsideOverlap(t *testing.T) {
 	r.Build()
 	require.NotNil(t, r.Overlap.AuditPeer)
 	assert.InDelta(t, 4, r.Overlap.AuditPeer.Seconds, 1e-9)
-	assert.Equal(t, map[audit.Kind]int{audit.Tail: 2, audit.Export: 2}, r.Overlap.AuditPeer.ByKind)
+	assert.Equal(t, map[audit.OverlapKind]int{audit.Tail: 2, audit.Export: 2}, r.Overlap.AuditPeer.ByKind)
 	assert.Equal(t, 2, r.Overlap.AuditPeer.TailsWithinBound)
 	assert.Zero(t, r.Overlap.AuditOurs.Seconds)
 	var out bytes.Buffer

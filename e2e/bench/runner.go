@@ -78,27 +78,27 @@ type Trial struct {
 
 // ConfigResult is what one configuration measured.
 type ConfigResult struct {
-	Impl           string        `json:"impl"`
-	Replicas       int           `json:"replicas"`
-	StartupSeconds float64       `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
-	Graceful       []Trial       `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
-	Crash          []Trial       `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
-	GracefulGap    Summary       `json:"p1_gap_seconds"`       // of Graceful: handover gap
-	CrashGap       Summary       `json:"p2_gap_seconds"`       // of Crash: failover gap
-	Overlap        OverlapTotals `json:"overlap"`
-	Intervals      []Interval    `json:"intervals"`
+	Impl           string         `json:"impl"`
+	Replicas       int            `json:"replicas"`
+	StartupSeconds float64        `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
+	Graceful       []Trial        `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
+	Crash          []Trial        `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
+	GracefulGap    Summary        `json:"p1_gap_seconds"`       // of Graceful: handover gap
+	CrashGap       Summary        `json:"p2_gap_seconds"`       // of Crash: failover gap
+	Overlap        OverlapTotals  `json:"overlap"`
+	Spans          []ReceiverSpan `json:"intervals"`
 	// AuditOverlap is Overlap measured from outside (OutsideOverlap), from
-	// AuditIntervals.
-	AuditOverlap   *OverlapTotals `json:"audit_overlap,omitempty"`
-	AuditIntervals []Interval     `json:"audit_intervals,omitempty"`
-	Resources      *Resources     `json:"resources,omitempty"`
-	Requests       *Requests      `json:"p4_requests,omitempty"`
-	Notes          []string       `json:"notes,omitempty"`
-	Error          string         `json:"error,omitempty"`
-	WallSeconds    float64        `json:"wall_seconds"`
-	Dir            string         `json:"dir"`
-	LoadStart      string         `json:"loadavg_start"` // /proc/loadavg: other load on the machine
-	LoadEnd        string         `json:"loadavg_end"`
+	// AuditSpans.
+	AuditOverlap *OverlapTotals `json:"audit_overlap,omitempty"`
+	AuditSpans   []ReceiverSpan `json:"audit_intervals,omitempty"`
+	Resources    *Resources     `json:"resources,omitempty"`
+	Requests     *Requests      `json:"p4_requests,omitempty"`
+	Notes        []string       `json:"notes,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	WallSeconds  float64        `json:"wall_seconds"`
+	Dir          string         `json:"dir"`
+	LoadStart    string         `json:"loadavg_start"` // /proc/loadavg: other load on the machine
+	LoadEnd      string         `json:"loadavg_end"`
 }
 
 // Resources is a standby's footprint against the leader's (the report's P5).
@@ -184,8 +184,8 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 				res.Notes = append(res.Notes, "stopping the fleet: "+err.Error())
 			}
 		}
-		res.Intervals = tr.Intervals()
-		res.Overlap = ComputeOverlap(res.Intervals, time.Now())
+		res.Spans = tr.Spans()
+		res.Overlap = ComputeOverlap(res.Spans, time.Now())
 		if auditLog != nil && f != nil {
 			res.outside(f, auditLog, impl.Namespace)
 		}
@@ -293,7 +293,7 @@ func (res *ConfigResult) outside(f *fleet.Fleet, l *audit.Log, ns string) {
 		}
 	}
 	o, ivs := OutsideOverlap(reqs, users, exports, time.Now(), fleet.ExportSlack)
-	res.AuditOverlap, res.AuditIntervals = &o, ivs
+	res.AuditOverlap, res.AuditSpans = &o, ivs
 }
 
 func gaps(ts []Trial) []float64 {

@@ -36,13 +36,13 @@ const (
 	peerClusterStop  = "Stopping the receiver"                                      // k8s_cluster, on losing the lease or at shutdown
 )
 
-// GroupReceiver is the single interval key of Ours: the whole group.
+// GroupReceiver is the Receiver of Ours' spans: the whole group.
 const GroupReceiver = "group"
 
-// Interval is a span during which a receiver (Peer: k8s_events or
+// ReceiverSpan is a span during which a receiver (Peer: k8s_events or
 // k8s_cluster; Ours: the whole group) ran in one replica's process, on the
 // harness's clock. End is zero while it runs.
-type Interval struct {
+type ReceiverSpan struct {
 	Replica  string    `json:"replica"`
 	Run      int       `json:"run"` // the replica's process number, from 1
 	Receiver string    `json:"receiver"`
@@ -60,7 +60,7 @@ type GroupUp struct {
 
 type replicaState struct {
 	run      int
-	open     map[string]int // receiver -> index in Tracker.intervals
+	open     map[string]int // receiver -> index in Tracker.spans
 	groupUp  bool
 	identity string
 }
@@ -72,12 +72,12 @@ type Tracker struct {
 	dialect   LogDialect
 	receivers []string // what makes up the group
 
-	mu        sync.Mutex
-	changed   chan struct{}
-	replicas  map[string]*replicaState
-	intervals []Interval
-	ups       []GroupUp
-	notes     []string // anomalies worth reporting
+	mu       sync.Mutex
+	changed  chan struct{}
+	replicas map[string]*replicaState
+	spans    []ReceiverSpan
+	ups      []GroupUp
+	notes    []string // anomalies worth reporting
 }
 
 // NewTracker returns a Tracker for a distribution whose log speaks d.
@@ -164,8 +164,8 @@ func (t *Tracker) openLocked(replica string, st *replicaState, receiver string, 
 		// k8s_cluster re-started while it still ran): keep the first start.
 		t.notes = append(t.notes, fmt.Sprintf("%s: %s started again while running", replica, receiver))
 	} else {
-		st.open[receiver] = len(t.intervals)
-		t.intervals = append(t.intervals, Interval{Replica: replica, Run: st.run, Receiver: receiver, Start: at})
+		st.open[receiver] = len(t.spans)
+		t.spans = append(t.spans, ReceiverSpan{Replica: replica, Run: st.run, Receiver: receiver, Start: at})
 	}
 	if st.groupUp {
 		return
@@ -184,7 +184,7 @@ func (t *Tracker) closeLocked(st *replicaState, receiver string, at time.Time) {
 	if !ok {
 		return // stop without a start in this process: a standby shutting down
 	}
-	t.intervals[i].End = at
+	t.spans[i].End = at
 	delete(st.open, receiver)
 	st.groupUp = false
 }
@@ -219,11 +219,11 @@ func (t *Tracker) Identity(replica string) string {
 	return t.state(replica).identity
 }
 
-// Intervals returns every receiver interval recorded so far.
-func (t *Tracker) Intervals() []Interval {
+// Spans returns every receiver span recorded so far.
+func (t *Tracker) Spans() []ReceiverSpan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Interval(nil), t.intervals...)
+	return append([]ReceiverSpan(nil), t.spans...)
 }
 
 // Notes returns the anomalies recorded so far.

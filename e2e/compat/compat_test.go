@@ -400,10 +400,10 @@ func checkOutside(t *testing.T, e *env, r row, f *fleet.Fleet, log *audit.Log, n
 	for _, m := range r.members {
 		api = api || usesAPI[m]
 	}
-	var rs []audit.Replica
+	var rs []audit.Actor
 	for i, rep := range f.Replicas() {
 		user := cluster.ServiceAccountUser(ns, sas[i])
-		ar := audit.Replica{Name: rep.Name, Requests: audit.RequestIntervals(reqs, user, e.cp.APIServerExits(), end)}
+		ar := audit.Actor{Name: rep.Name, Requests: audit.RequestIntervals(reqs, user, e.cp.APIServerExits(), end)}
 		for _, b := range rep.Batches() {
 			ar.Exports = append(ar.Exports, b.At)
 		}

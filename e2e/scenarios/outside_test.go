@@ -58,10 +58,10 @@ func (s *scenario) checkOutsideOverlap(spans []timeline.GroupSpan) {
 			actors = append(actors, actor{name: c.Name, sa: c.Name})
 		}
 	}
-	var rs []audit.Replica
+	var rs []audit.Actor
 	for _, a := range actors {
 		user := cluster.ServiceAccountUser(s.ns, a.sa)
-		ar := audit.Replica{Name: a.name, Requests: audit.RequestIntervals(reqs, user, exits, end), Exports: a.exports}
+		ar := audit.Actor{Name: a.name, Requests: audit.RequestIntervals(reqs, user, exits, end), Exports: a.exports}
 		rs = append(rs, ar)
 		act := ar.Activity()
 		t.Logf("outside: %s (%s): %d API requests (%d on the Lease), %d batches exported; activity in %d intervals, shown with gaps under %s closed: %s; exports %s",
@@ -86,7 +86,7 @@ func (s *scenario) checkOutsideOverlap(spans []timeline.GroupSpan) {
 	}
 	overlaps := audit.Overlaps(rs, fleet.ExportSlack)
 	counted := audit.Counted(overlaps)
-	kinds := map[audit.Kind]int{}
+	kinds := map[audit.OverlapKind]int{}
 	var tails int
 	var longestTail time.Duration
 	for _, o := range overlaps {
@@ -140,7 +140,7 @@ func coalesce(ivs []audit.Interval, gap time.Duration) []audit.Interval {
 // closestApproach is the shortest time from the end of an interval of
 // one replica's activity to the start of one of another's (meaningful when
 // they do not overlap): how close the handovers came, seen from outside.
-func closestApproach(rs []audit.Replica) (gap time.Duration, a, b string, ok bool) {
+func closestApproach(rs []audit.Actor) (gap time.Duration, a, b string, ok bool) {
 	for _, x := range rs {
 		for _, y := range rs {
 			if x.Name == y.Name {
