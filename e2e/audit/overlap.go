@@ -128,6 +128,14 @@ func (o Overlap) String() string {
 	}
 }
 
+// Describe names counts of overlaps that count, by kind, and of closing
+// tails within TailBound, in the words of Overlap.String: how the scenarios'
+// and compat's check and the bench report them.
+func Describe(byKind map[OverlapKind]int, tailsWithin int) string {
+	return fmt.Sprintf("%d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %[3]s",
+		byKind[Begun], byKind[Tail], TailBound, byKind[Export], tailsWithin)
+}
+
 func fmtInterval(iv Interval) string {
 	return fmt.Sprintf("[%s, %s]", iv.Start.Format("15:04:05.000000"), iv.End.Format("15:04:05.000000"))
 }

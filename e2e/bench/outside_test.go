@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
 // P3 from outside: the audit log's requests (Lease requests left out) and
@@ -25,12 +26,12 @@ func TestOutsideOverlap(t *testing.T) {
 		{User: ub, Verb: "watch", Resource: "events", Received: at(8), Started: at(8.1)}, // still open: ends at 20, 50ms after replica-3 began
 		{User: uc, Verb: "list", Resource: "pods", Received: at(19.95), Ended: at(19.96)},
 	}
-	users := map[string]string{"replica-1": ua, "replica-2": ub, "replica-3": uc}
-	exports := map[string][]time.Time{
-		"replica-1": {at(5), at(19)}, // [16, 19] lies in replica-2's activity
-		"replica-2": {at(12)},        // [9, 12] does not lie in replica-1's
+	actors := []audit.Actor{
+		{Name: "replica-1", User: ua, Exports: []time.Time{at(5), at(19)}}, // [16, 19] lies in replica-2's activity
+		{Name: "replica-2", User: ub, Exports: []time.Time{at(12)}},        // [9, 12] does not lie in replica-1's
+		{Name: "replica-3", User: uc},
 	}
-	o, ivs := OutsideOverlap(reqs, users, exports, at(20), 3*time.Second)
+	o, ivs := OutsideOverlap(harness.NewOutside(reqs, actors, nil, at(20))) // export windows of fleet.ExportSlack: 3s
 	assert.InDelta(t, 2, o.Seconds, 1e-9, "[8, 10]; replica-2's closing tail within the bound is not overlap")
 	assert.Equal(t, 1, o.Episodes)
 	assert.Equal(t, 2, o.MaxConcurrent)
@@ -44,7 +45,10 @@ func TestOutsideOverlap(t *testing.T) {
 		{Replica: "replica-3", Receiver: AuditReceiver, Start: at(19.95), End: at(19.96)},
 	}, ivs)
 
-	none, _ := OutsideOverlap(reqs[:2], users, nil, at(20), 3*time.Second)
+	for i := range actors {
+		actors[i].Exports = nil
+	}
+	none, _ := OutsideOverlap(harness.NewOutside(reqs[:2], actors, nil, at(20)))
 	assert.Zero(t, none.Seconds)
 	assert.Empty(t, none.ByKind)
 

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -106,10 +105,7 @@ func ComputeOverlap(spans []ReceiverSpan, end time.Time) OverlapTotals {
 }
 
 // OutsideKinds describes ByKind and TailsWithinBound (from outside).
-func (o OverlapTotals) OutsideKinds() string {
-	return fmt.Sprintf("%d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %[3]s",
-		o.ByKind[audit.Begun], o.ByKind[audit.Tail], audit.TailBound, o.ByKind[audit.Export], o.TailsWithinBound)
-}
+func (o OverlapTotals) OutsideKinds() string { return audit.Describe(o.ByKind, o.TailsWithinBound) }
 
 // Add accumulates b into o (for a total over configurations).
 func (o *OverlapTotals) Add(b OverlapTotals) {

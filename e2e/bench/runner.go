@@ -23,6 +23,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
 // Impl is one distribution under test.
@@ -280,19 +281,11 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 
 // outside measures AuditOverlap once the fleet has stopped.
 func (res *ConfigResult) outside(f *fleet.Fleet, l *audit.Log, ns string) {
-	reqs, err := l.Settle(10 * time.Second)
+	out, err := harness.MeasureOutside(l, harness.Actors(ns, f, nil), nil)
 	if err != nil {
 		res.Notes = append(res.Notes, "reading the audit log: "+err.Error())
 	}
-	users := map[string]string{}
-	exports := map[string][]time.Time{}
-	for _, r := range f.Replicas() {
-		users[r.Name] = cluster.ServiceAccountUser(ns, r.Name)
-		for _, b := range r.Batches() {
-			exports[r.Name] = append(exports[r.Name], b.At)
-		}
-	}
-	o, ivs := OutsideOverlap(reqs, users, exports, time.Now(), fleet.ExportSlack)
+	o, ivs := OutsideOverlap(out)
 	res.AuditOverlap, res.AuditSpans = &o, ivs
 }
 

@@ -272,7 +272,7 @@ func (s *scenario) members() []member {
 // at once) and logs the figures.
 func (s *scenario) mixedFigures(trials []mixedTrial, spans []timeline.GroupSpan, seen map[string]int) {
 	t := s.t
-	reqs, err := s.audit.Settle(10 * time.Second) // every process has stopped
+	reqs, err := s.run.Lease.Audit.Settle(10 * time.Second) // every process has stopped
 	require.NoError(t, err, "reading the audit log")
 	byKind := map[string][]time.Duration{}
 	for i := range trials {
