@@ -93,7 +93,10 @@ func (l *Lease) WaitAuthorized(ctx context.Context, sa string, d time.Duration) 
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s may not %s after %s (last error: %v)", l.User(sa), c.what, d, err)
+				if err != nil {
+					return fmt.Errorf("%s may not %s after %s: %w", l.User(sa), c.what, d, err)
+				}
+				return fmt.Errorf("%s may not %s after %s", l.User(sa), c.what, d)
 			}
 			select {
 			case <-ctx.Done():
