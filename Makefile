@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench lossless clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -162,6 +162,11 @@ controlplane:
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution $(BIN)/otelcol-peer
 	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
+
+## lossless: Events lost and duplicated per handover (10 SIGTERM, 5 SIGKILL, 3 replicas) by k8s_objects and k8s_events: ours with the checkpoint storage, ours without it, and the peer with file_storage, side by side (docs/performance.md; ~10 min; LOSSLESS_FLAGS="--sigterm 2 --sigkill 1" for a smoke run)
+lossless: distribution $(BIN)/otelcol-peer
+	cd e2e && $(GO) run ./cmd/lossless --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer \
+	  --out $(BIN)/lossless-results.json --markdown $(BIN)/lossless.md $(LOSSLESS_FLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -34,6 +34,8 @@ const (
 	peerEventsStop   = "no longer leader, stopping"                                 // k8s_events, on losing the lease or at shutdown
 	peerClusterStart = "Starting shared informers and wait for initial cache sync." // k8s_cluster, on becoming leader
 	peerClusterStop  = "Stopping the receiver"                                      // k8s_cluster, on losing the lease or at shutdown
+	peerObjectsStart = "Object Receiver started as leader"                          // k8s_objects, on becoming leader
+	peerObjectsStop  = "no longer leader, stopping"                                 // k8s_objects, on losing the lease or at shutdown (k8s_events' message too)
 )
 
 // GroupReceiver is the Receiver of Ours' spans: the whole group.
@@ -91,6 +93,15 @@ func NewTracker(d LogDialect) *Tracker {
 	return t
 }
 
+// NewPeerTracker returns a Tracker for the peer whose group is the given
+// receivers (of k8s_events, k8s_cluster and k8s_objects), not
+// NewTracker(Peer)'s k8s_events and k8s_cluster.
+func NewPeerTracker(receivers ...string) *Tracker {
+	t := NewTracker(Peer)
+	t.receivers = receivers
+	return t
+}
+
 // OnEvent is for fleet.Options.OnEvent.
 func (t *Tracker) OnEvent(ev timeline.Event) {
 	t.mu.Lock()
@@ -143,6 +154,10 @@ func (t *Tracker) OnLog(replica string, l timeline.LogLine) {
 		t.closeLocked(st, "k8s_events", at) // a standby's shutdown line closes nothing
 	case l.Msg == peerClusterStop && is("k8s_cluster"):
 		t.closeLocked(st, "k8s_cluster", at)
+	case l.Msg == peerObjectsStart && is("k8s_objects"):
+		t.openLocked(replica, st, "k8s_objects", at)
+	case l.Msg == peerObjectsStop && is("k8s_objects"):
+		t.closeLocked(st, "k8s_objects", at)
 	default:
 		return
 	}
