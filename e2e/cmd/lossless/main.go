@@ -76,7 +76,7 @@ func realMain() int {
 	flag.DurationVar(&o.timings.RetryPeriod, "retry-period", 2*time.Second, "retry_period of every configuration")
 	flag.DurationVar(&o.settle, "settle", 6*time.Second, "after a fleet is ready again, wait this long before the next signal")
 	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "plus a random pause in [0, jitter), so that signals fall at random points of the renew cycle")
-	flag.DurationVar(&o.tail, "tail", 10*time.Second, "the generator runs this long after the last handover of every configuration")
+	flag.DurationVar(&o.tail, "tail", 10*time.Second, "the generator runs this long after the last handover of every configuration; a configuration's last window ends this long after its own last handover")
 	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait")
 	flag.StringVar(&o.out, "out", "lossless-results.json", "JSON results file (every handover window)")
 	flag.StringVar(&o.exports, "exports", "", "also write every Event created and every export the sinks counted (replica, time, watch type) to this JSON file")
@@ -247,8 +247,12 @@ func run(ctx context.Context, o options) (err error) {
 	errs := map[string]string{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, f := range fleets {
+	// A configuration's last window ends --tail after its last handover
+	// (or the generator's stop, if earlier): the others may take longer.
+	finished := make([]time.Time, len(fleets))
+	for i, f := range fleets {
 		wg.Go(func() {
+			defer func() { finished[i] = time.Now() }()
 			for _, step := range []struct {
 				sig syscall.Signal
 				n   int
@@ -300,7 +304,11 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	for i, f := range fleets {
-		report.Tabulate(f, created, watching[i], to, o.timings.RetryPeriod)
+		end := to
+		if t := finished[i].Add(o.tail); t.Before(end) {
+			end = t
+		}
+		report.Tabulate(f, created, watching[i], end, o.timings.RetryPeriod)
 		if err := f.Stop(20 * time.Second); err != nil {
 			say("[%s] stopping: %v", f.Config.Name, err)
 		}
