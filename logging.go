@@ -54,7 +54,7 @@ func (c unsampledCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapco
 		probe := ent
 		probe.Message = ent.Message + p
 		if out := c.Core.Check(probe, nil); out != nil {
-			out.Entry.Message = ent.Message
+			out.Message = ent.Message // the CheckedEntry's Entry
 			return out
 		}
 	}
