@@ -89,7 +89,7 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 			continue
 		}
 		if m.id.Type() != m.factory.Type() {
-			parent.Logger.Warn(logmsg.DeprecatedType, zap.String("receiver", key),
+			unsampled(parent.Logger).Warn(logmsg.DeprecatedType, zap.String("receiver", key),
 				zap.String("type", m.id.Type().String()), zap.String("use", m.factory.Type().String()))
 		}
 		g.members = append(g.members, m)

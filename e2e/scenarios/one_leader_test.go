@@ -12,16 +12,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestOneLeaderReportsTheClusterOnce: of three replicas exactly one runs the
 // group; k8s_cluster metrics and k8s_events logs come only from it, and
 // every Event created while it leads is exported exactly once in all.
+// Invariant S1.
 func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	s := start(t, options{})
 	leader := s.leader(time.Minute)
-	span := fleet.GroupSpans(s.f.Events())[0]
+	span := timeline.GroupSpans(s.f.Events())[0]
 
 	var (
 		mu      sync.Mutex
@@ -81,7 +82,7 @@ func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	}
 	t.Logf("%d Events created, %d exported exactly once", len(created), len(exported()))
 
-	assert.Len(t, fleet.GroupSpans(s.f.Events()), 1, "one group ran, the whole time")
+	assert.Len(t, timeline.GroupSpans(s.f.Events()), 1, "one group ran, the whole time")
 	var names []string
 	for _, b := range leader.Batches() {
 		names = append(names, b.MetricNames...)

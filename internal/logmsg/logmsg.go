@@ -1,6 +1,6 @@
 // Package logmsg holds the log messages of leader_receiver_creator that other
 // code parses. Operators match them in log queries and alerts (the README's
-// Monitoring section lists them), and the e2e harness (e2e/fleet) imports this
+// Monitoring section lists them), and the e2e harness (e2e/timeline) imports this
 // package to follow each replica's elections and groups. Change a message
 // only together with both. The block writes them past the collector's log
 // sampling (logging.go), so that none is dropped however many blocks one
