@@ -50,6 +50,7 @@ func leaseCheckpoints(t *testing.T, c *cluster) checkpointState {
 // carries it without a request of its own, the release at a graceful
 // handover the last value (set while the member stopped), and the next
 // leader's member finds it there.
+// Invariant S16.
 func TestCheckpointsFollowTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -89,6 +90,7 @@ func TestCheckpointsFollowTheLease(t *testing.T) {
 // A checkpoint never moves past data that the fence dropped: once an
 // instance's Shutdown has returned, its Sets are refused, counted and
 // logged, and the Lease keeps the checkpoint from before.
+// Invariants S12, S16.
 func TestCheckpointAfterTheFenceClosedIsRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -112,6 +114,7 @@ func TestCheckpointAfterTheFenceClosedIsRefused(t *testing.T) {
 // the checkpoint of the last renewal that landed, older than the member's
 // last Set, so it repeats data and never skips any. Here the leader is cut
 // off from the API server after its member moved on, as by a SIGKILL.
+// Invariant S16.
 func TestCrashBetweenRenewalsResumesFromTheLastOneThatLanded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
@@ -245,6 +248,7 @@ func (f *fakeTerm) SetPayload(v string) error {
 // instance whose data path closed (its Shutdown returned while the group's
 // stop goes on) can no longer move its checkpoint, while another instance
 // of the same member still can.
+// Invariants S12, S16.
 func TestCheckpointAgreesWithTheFence(t *testing.T) {
 	term := &fakeTerm{}
 	var refused []string

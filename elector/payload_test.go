@@ -164,7 +164,7 @@ func watchPayloads(t *testing.T, cs *fake.Clientset) func() []string {
 // still conditional: the API server refuses a write over a version it no
 // longer holds, payload and all. Here, the last renewal of a term is
 // delayed until another candidate has taken over.
-// Invariant S6.
+// Invariants S6, S16.
 func TestLateRenewalWithAPayloadIsRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
