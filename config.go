@@ -57,10 +57,28 @@ type Config struct {
 	// hangs would otherwise keep the Lease renewed by a replica that runs
 	// nothing, or half a group.
 	StartTimeout time.Duration `mapstructure:"start_timeout"`
+	// Checkpoints provides the members a storage extension, lease_checkpoints,
+	// that lives in the block's Lease and so follows leadership (checkpoint.go).
+	Checkpoints CheckpointsConfig `mapstructure:"checkpoints"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
+
+// CheckpointsConfig configures the storage that follows the Lease.
+type CheckpointsConfig struct {
+	// Enabled provides lease_checkpoints: a member names it as its storage
+	// (e.g. k8s_objects' or k8s_events' storage: lease_checkpoints).
+	Enabled bool `mapstructure:"enabled"`
+	// MaxSize bounds the checkpoints of all members together, in bytes, as
+	// stored in the Lease's annotation.
+	MaxSize int `mapstructure:"max_size"`
+}
+
+// maxCheckpointsSize is the largest checkpoints::max_size: the API server
+// allows 256 KiB of annotations per object, and the Lease is read by every
+// replica at every change.
+const maxCheckpointsSize = 128 << 10
 
 // LeaderElectionConfig configures the Lease.
 type LeaderElectionConfig struct {
@@ -90,6 +108,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		AuthType:     AuthTypeServiceAccount,
 		StartTimeout: 30 * time.Second,
+		Checkpoints:  CheckpointsConfig{MaxSize: 64 << 10},
 		LeaderElection: LeaderElectionConfig{
 			LeaseDuration:     15 * time.Second,
 			RenewDeadline:     10 * time.Second,
@@ -121,6 +140,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.StartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("start_timeout must be greater than zero; got %s", cfg.StartTimeout))
+	}
+	if cfg.Checkpoints.MaxSize <= 0 || cfg.Checkpoints.MaxSize > maxCheckpointsSize {
+		errs = append(errs, fmt.Errorf("checkpoints::max_size must be between 1 and %d bytes; got %d", maxCheckpointsSize, cfg.Checkpoints.MaxSize))
 	}
 	errs = append(errs, cfg.LeaderElection.validate()...)
 	errs = append(errs, cfg.validateReceivers()...)
@@ -163,6 +185,9 @@ func (cfg *Config) validateReceivers() []error {
 		}
 		if path := findKey(cfg.Receivers[key], ownElectorField); path != "" {
 			errs = append(errs, fmt.Errorf("receivers::%s::%s: a member runs only while this block holds its Lease; an elector of its own would start it outside the block's terms (remove the field)", key, path))
+		}
+		if storage, _ := cfg.Receivers[key]["storage"].(string); storage == checkpointsID.String() && !cfg.Checkpoints.Enabled {
+			errs = append(errs, fmt.Errorf("receivers::%s::storage: %s is provided only with checkpoints::enabled: true", key, storage))
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(cfg.Signals)) {

@@ -36,6 +36,7 @@ func TestLoadConfig(t *testing.T) {
 			expected: &Config{
 				AuthType:     AuthTypeServiceAccount,
 				StartTimeout: 30 * time.Second,
+				Checkpoints:  CheckpointsConfig{MaxSize: 64 << 10},
 				LeaderElection: LeaderElectionConfig{
 					LeaseName: "otel-cluster-receivers", LeaseNamespace: "monitoring",
 					LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
@@ -63,6 +64,7 @@ func TestLoadConfig(t *testing.T) {
 				},
 				Signals:      map[string][]string{"k8s_cluster": {"metrics"}, "k8s_events/apps": {"logs"}},
 				StartTimeout: time.Minute,
+				Checkpoints:  CheckpointsConfig{Enabled: true, MaxSize: 16 << 10},
 			},
 		},
 	}
@@ -106,6 +108,8 @@ func TestInvalidConfig(t *testing.T) {
 		{"member_creates_own_elector", "receivers::receiver_creator::receivers::k8s_cluster::config::k8s_leader_elector: a member runs only"},
 		{"unknown_field", "has invalid keys: leader_elction"}, //nolint:misspell // the typo is the test
 		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
+		{"checkpoints_not_enabled", "receivers::k8s_objects::storage: lease_checkpoints is provided only with checkpoints::enabled: true"},
+		{"checkpoints_too_large", "checkpoints::max_size must be between 1 and 131072 bytes; got 1048576"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -167,7 +167,7 @@ func startLeaky(t *testing.T, l *leaky, sink consumer.Metrics, dropped dropFunc)
 	// Its locks live in the bubble.
 	g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: sink}, newProcessLeases())
 	require.NoError(t, err)
-	rg := g.start(host, func(string, *componentstatus.Event) {}, dropped)
+	rg := g.start(host, func(string, *componentstatus.Event) {}, dropped, nil)
 	<-rg.Done()
 	require.NoError(t, rg.Err())
 	return rg

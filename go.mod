@@ -14,6 +14,7 @@ require (
 	go.opentelemetry.io/collector/consumer/xconsumer v0.152.0
 	go.opentelemetry.io/collector/exporter v1.58.0
 	go.opentelemetry.io/collector/exporter/exportertest v0.152.0
+	go.opentelemetry.io/collector/extension/xextension v0.152.0
 	go.opentelemetry.io/collector/otelcol v0.152.0
 	go.opentelemetry.io/collector/pdata v1.58.0
 	go.opentelemetry.io/collector/pdata/pprofile v0.152.0

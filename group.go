@@ -88,8 +88,12 @@ func resolveGroup(cfg *Config, host component.Host, parent receiver.Settings, co
 			errs = append(errs, err)
 			continue
 		}
+		if err := checkStorage(cfg, key, host); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if m.id.Type() != m.factory.Type() {
-			parent.Logger.Warn(logmsg.DeprecatedType, zap.String("receiver", key),
+			unsampled(parent.Logger).Warn(logmsg.DeprecatedType, zap.String("receiver", key),
 				zap.String("type", m.id.Type().String()), zap.String("use", m.factory.Type().String()))
 		}
 		g.members = append(g.members, m)
@@ -222,7 +226,7 @@ type memberReport func(key string, ev *componentstatus.Event)
 // Start was called, including one whose Start has not returned yet. Each
 // member reports its status through report, under its own key; dropped is
 // told of data a member sends after it stopped (fence.go).
-func (g *group) start(host component.Host, report memberReport, dropped dropFunc) *runningGroup {
+func (g *group) start(host component.Host, report memberReport, dropped dropFunc, cp *checkpoints) *runningGroup {
 	abortCtx, abort := context.WithCancel(context.Background())
 	rg := &runningGroup{
 		process: g.process, abortCtx: abortCtx, abort: abort,
@@ -230,21 +234,24 @@ func (g *group) start(host component.Host, report memberReport, dropped dropFunc
 	}
 	go func() {
 		defer close(rg.done)
-		rg.err = g.startAll(rg, host, report)
+		rg.err = g.startAll(rg, host, report, cp)
 	}()
 	return rg
 }
 
-func (g *group) startAll(rg *runningGroup, host component.Host, report memberReport) error {
+func (g *group) startAll(rg *runningGroup, host component.Host, report memberReport, cp *checkpoints) error {
 	for _, m := range g.members {
 		c, err := m.config()
 		if err != nil {
 			return err
 		}
 		set := g.memberSettings(m)
-		sub := &subHost{Host: host, report: func(ev *componentstatus.Event) { report(m.key, ev) }}
 		for _, s := range m.signals {
 			fc := rg.fences.add(m.key)
+			sub := &subHost{Host: host, report: func(ev *componentstatus.Event) { report(m.key, ev) }}
+			if cp != nil { // lease_checkpoints, fenced with this instance's data path
+				sub.storage = &checkpointExtension{cp: cp, member: m.key, fence: fc}
+			}
 			in, err := rg.add(m.key, m.factory.Type(), set.ID.String(), func(ctx context.Context) (component.Component, error) {
 				return fc.component(g.create(rg.abortCtx, ctx, set, c, m.factory, s, fc.consumers(g.consumers)))
 			})
@@ -502,7 +509,20 @@ func (rg *runningGroup) running() []string {
 // refuses to start without GetExporters), and their status reports reach it.
 type subHost struct {
 	component.Host
-	report func(*componentstatus.Event) // to every pipeline instance of this block
+	report  func(*componentstatus.Event) // to every pipeline instance of this block
+	storage *checkpointExtension         // lease_checkpoints, when the block provides it
+}
+
+// GetExtensions adds lease_checkpoints to the host's extensions.
+func (h *subHost) GetExtensions() map[component.ID]component.Component {
+	exts := h.Host.GetExtensions()
+	if h.storage == nil {
+		return exts
+	}
+	out := make(map[component.ID]component.Component, len(exts)+1)
+	maps.Copy(out, exts)
+	out[checkpointsID] = h.storage
+	return out
 }
 
 // exposeExporters is hostcapabilities.ExposeExporters, deprecated upstream

@@ -201,7 +201,7 @@ func TestMembersOfOneTypeStopOneAtATime(t *testing.T) {
 		// Its locks live in the bubble.
 		g, err := resolveGroup(cfg, host, receivertestSettings(), consumers{metrics: nopSink()}, newProcessLeases())
 		require.NoError(t, err)
-		rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
+		rg := g.start(host, func(string, *componentstatus.Event) {}, nil, nil)
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)
@@ -250,7 +250,7 @@ func TestDeprecatedAliasSharesItsTypesStopLock(t *testing.T) {
 		require.Len(t, warned, 1)
 		assert.Equal(t, map[string]any{"receiver": "sharedstate/b", "type": "sharedstate", "use": "shared_state"}, warned[0].ContextMap())
 
-		rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
+		rg := g.start(host, func(string, *componentstatus.Event) {}, nil, nil)
 		<-rg.Done()
 		require.NoError(t, rg.Err())
 		require.Len(t, s.live, 2)

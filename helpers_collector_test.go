@@ -103,9 +103,10 @@ service:
 
 // realCollectorWith runs a real collector with the given configuration
 // (YAML) and the collector's own logging: its logs reach the returned
-// observer through the collector's default sampling. Each gets a process of
+// observer through the collector's default sampling; logging are more
+// LoggingOptions of the collector. Each gets a process of
 // its own (thisProcess).
-func realCollectorWith(t *testing.T, subs map[component.Type]receiver.Factory, config string) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
+func realCollectorWith(t *testing.T, subs map[component.Type]receiver.Factory, config string, logging ...zap.Option) (*otelcol.Collector, <-chan error, *observer.ObservedLogs) {
 	t.Helper()
 	thisProcess = newProcessLeases() // a process of its own: its slots, one FatalError and one exit
 	core, logs := observer.New(zap.InfoLevel)
@@ -121,7 +122,7 @@ func realCollectorWith(t *testing.T, subs map[component.Type]receiver.Factory, c
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo:      component.NewDefaultBuildInfo(),
 		Factories:      factories,
-		LoggingOptions: []zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })},
+		LoggingOptions: append([]zap.Option{zap.WrapCore(func(zapcore.Core) zapcore.Core { return core })}, logging...),
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
 			URIs:              []string{"yaml:" + config},
 			ProviderFactories: []confmap.ProviderFactory{yamlprovider.NewFactory()},

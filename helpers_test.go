@@ -35,6 +35,9 @@ var testType = component.MustNewType("testrcv")
 type testConfig struct {
 	// Value is emitted as a gauge when the receiver starts.
 	Value int `mapstructure:"value"`
+	// Storage names a storage extension, as k8s_objects' storage does; the
+	// tests use the client themselves (storageOf).
+	Storage string `mapstructure:"storage"`
 }
 
 func (c *testConfig) Validate() error {
@@ -53,7 +56,9 @@ type behaviour struct {
 	blockCtx bool          // Start blocks until its context is cancelled
 	// shutdownDelay is how long Shutdown takes; shutdownErr what it returns.
 	shutdownDelay time.Duration
-	shutdownErr   error
+	// onShutdown, when set, runs in every Shutdown after the delay.
+	onShutdown  func()
+	shutdownErr error
 	// report, when set, is the status Start reports through its host.
 	report    *componentstatus.Event
 	hang      chan struct{} // when set, Shutdown blocks until it is closed
@@ -164,6 +169,9 @@ func (r *testReceiver) Shutdown(context.Context) error {
 		<-r.b.hang
 	}
 	time.Sleep(r.b.shutdownDelay) // fake time inside a synctest bubble
+	if r.b.onShutdown != nil {
+		r.b.onShutdown()
+	}
 	if r.entered {
 		r.b.journal.stopped(r.b.replica, r.id.String(), r.signal)
 	}

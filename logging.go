@@ -1,6 +1,8 @@
 package leaderreceivercreator
 
 import (
+	"strconv"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -12,16 +14,31 @@ import (
 // collector the transitions of all but ten would be dropped. The runner logs
 // through unsampled; the sub-receivers' loggers keep the collector's sampling.
 
-// unsampled returns l, writing every entry its level enables past any
-// sampler in its core.
+// unsampled returns l, whose entries a sampler in its core cannot drop.
 func unsampled(l *zap.Logger) *zap.Logger {
 	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return unsampledCore{c} }))
 }
 
-// unsampledCore decides in Check by level alone, then writes through the
-// cores below with Write. zap's sampler decides in its Check only, and the
-// collector's own core (a tee to its logger provider) writes to both of its
-// cores in Write, so an entry written there is neither sampled nor lost.
+// probes are the keys under which unsampledCore asks again: a sampler
+// counts entries by a hash of their message (zap's: one of 4096 counters
+// per level, reset every tick), so an entry it dropped is asked for under
+// other messages, whose counters another hot message would all have to
+// share for it to be dropped again.
+var probes = func() []string {
+	p := make([]string, 16)
+	for i := range p {
+		p[i] = "\x00" + strconv.Itoa(i)
+	}
+	return p
+}()
+
+// unsampledCore lets the cores below decide as they always do, in Check
+// (levels, hooks, tees and the collector's tee to its logger provider
+// included). Only when they drop an enabled entry, which only a sampler
+// does, it asks again with the message followed by a probe, and writes the
+// entry with its own message: the sampler counted the probe, and nothing
+// below sees it. It must be the outermost core (zap.WrapCore of the
+// logger), which is asked with no entry checked yet.
 type unsampledCore struct{ zapcore.Core }
 
 func (c unsampledCore) With(fields []zapcore.Field) zapcore.Core {
@@ -29,8 +46,17 @@ func (c unsampledCore) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (c unsampledCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if c.Enabled(ent.Level) {
-		return ce.AddCore(ent, c)
+	out := c.Core.Check(ent, ce)
+	if out != nil || ce != nil || !c.Enabled(ent.Level) {
+		return out
 	}
-	return ce
+	for _, p := range probes {
+		probe := ent
+		probe.Message = ent.Message + p
+		if out := c.Core.Check(probe, nil); out != nil {
+			out.Message = ent.Message // the CheckedEntry's Entry
+			return out
+		}
+	}
+	return nil
 }

@@ -134,7 +134,7 @@ func TestSharedTypeLockWaitNamesTheHolder(t *testing.T) {
 			set.ID = component.MustNewIDWithName("leader_receiver_creator", block)
 			g, err := resolveGroup(testConfigFor("sharedstate"), host, set, consumers{metrics: nopSink()}, p)
 			require.NoError(t, err)
-			rg := g.start(host, func(string, *componentstatus.Event) {}, nil)
+			rg := g.start(host, func(string, *componentstatus.Event) {}, nil, nil)
 			<-rg.Done()
 			require.NoError(t, rg.Err())
 			return rg

@@ -122,6 +122,12 @@ func (r *runner) start(host component.Host) error {
 		RetryPeriod:   le.RetryPeriod,
 		OnAttempt:     r.onAttempt,
 		OnWatch:       r.onWatch,
+		PayloadAnnotation: func() string {
+			if r.cfg.Checkpoints.Enabled {
+				return checkpointsAnnotation
+			}
+			return ""
+		}(),
 	})
 	if err != nil {
 		return fmt.Errorf("leader_election: %w", err)
@@ -279,7 +285,7 @@ func (r *runner) lead(ctx context.Context, term *elector.Term, g *group, slot *l
 	// 1. Start.
 	won := time.Now()
 	members := newTermMembers()
-	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) }, r.droppedAfterStop)
+	rg := g.start(r.host, func(key string, ev *componentstatus.Event) { r.memberReport(members, key, ev) }, r.droppedAfterStop, r.checkpoints(term))
 	stopping := make(chan time.Time, 1)
 	go r.backstop(term, rg, stopping)
 

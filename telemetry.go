@@ -98,6 +98,14 @@ func (t *telemetry) memberFailed(member string) {
 	})
 }
 
+// checkpointRefused counts a refused write to lease_checkpoints.
+func (t *telemetry) checkpointRefused(member, reason string) {
+	t.emit(func(tb *metadata.TelemetryBuilder) {
+		tb.LeaderCheckpointRefused.Add(context.Background(), 1, metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("lease", t.lease), attribute.String("member", member), attribute.String("reason", reason))))
+	})
+}
+
 // droppedAfterStop counts the items a fence dropped (fence.go).
 func (t *telemetry) droppedAfterStop(member string, signal pipeline.Signal, items int) {
 	t.emit(func(tb *metadata.TelemetryBuilder) {

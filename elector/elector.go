@@ -49,6 +49,9 @@ type Config struct {
 	// established (nil) or breaks (why). While it is broken, candidates
 	// poll every retry period. It must not block.
 	OnWatch func(err error)
+	// PayloadAnnotation, when set, is the annotation of the Lease that
+	// carries the holder's payload (see [Term.SetPayload]).
+	PayloadAnnotation string
 }
 
 // MinStopMargin is the least lease_duration - renew_deadline accepted: the
@@ -106,6 +109,8 @@ type Elector struct {
 
 	pendingMu sync.Mutex    // guards pending only; never held while waiting
 	pending   []observation // what the watch delivered, not yet applied
+
+	payload payload
 }
 
 // New validates cfg and returns an Elector that does not campaign yet.
@@ -124,7 +129,11 @@ func New(cfg Config) (*Elector, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	return &Elector{cfg: cfg, lock: leaseLock{client: cfg.Client, namespace: cfg.Namespace, name: cfg.Name}}, nil
+	e := &Elector{cfg: cfg, lock: leaseLock{client: cfg.Client, namespace: cfg.Namespace, name: cfg.Name}}
+	if cfg.PayloadAnnotation != "" {
+		e.lock.annotate = e.payload.annotate(cfg.PayloadAnnotation)
+	}
+	return e, nil
 }
 
 // Identity is the name this candidate writes into the Lease.

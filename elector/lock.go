@@ -23,6 +23,8 @@ type leaseLock struct {
 	client    coordinationv1client.LeasesGetter
 	namespace string
 	name      string
+	// annotate, when set, may set annotations of every object it writes.
+	annotate func(*coordinationv1.Lease)
 }
 
 func (l *leaseLock) get(ctx context.Context) (*coordinationv1.Lease, error) {
@@ -30,10 +32,14 @@ func (l *leaseLock) get(ctx context.Context) (*coordinationv1.Lease, error) {
 }
 
 func (l *leaseLock) create(ctx context.Context, spec coordinationv1.LeaseSpec) (*coordinationv1.Lease, error) {
-	return l.client.Leases(l.namespace).Create(ctx, &coordinationv1.Lease{
+	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: l.namespace, Name: l.name},
 		Spec:       spec,
-	}, metav1.CreateOptions{})
+	}
+	if l.annotate != nil {
+		l.annotate(lease)
+	}
+	return l.client.Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
 }
 
 // update writes spec over base, keeping base's metadata (its resourceVersion,
@@ -44,6 +50,9 @@ func (l *leaseLock) create(ctx context.Context, spec coordinationv1.LeaseSpec) (
 func (l *leaseLock) update(ctx context.Context, base *coordinationv1.Lease, spec coordinationv1.LeaseSpec) (*coordinationv1.Lease, error) {
 	lease := base.DeepCopy()
 	lease.Spec = spec
+	if l.annotate != nil {
+		l.annotate(lease)
+	}
 	return l.client.Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 }
 

@@ -33,12 +33,18 @@ type Term struct {
 	renewed time.Time // what the last successful renewal counts from; frozen once lost
 }
 
+// startTerm starts a term won at acquired; the caller holds no lock and
+// e.mine is the version that won it.
 func (e *Elector) startTerm(acquired time.Time, w *watcher) *Term {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Term{
 		e: e, w: w, ctx: ctx, cancel: cancel, renewed: acquired,
 		lost: make(chan struct{}), done: make(chan struct{}),
 	}
+	e.mu.Lock()
+	won := e.mine
+	e.mu.Unlock()
+	e.payload.begin(t, won, e.cfg.PayloadAnnotation)
 	go t.renew()
 	return t
 }
@@ -78,6 +84,12 @@ func (t *Term) Deadline() time.Time {
 // cancelled and ends when its request does. Safe to call more than once and
 // from several goroutines.
 func (t *Term) Abandon() {
+	t.stop()
+	t.e.payload.end(t)
+}
+
+// stop stops renewing and waits until the renew loop has returned.
+func (t *Term) stop() {
 	t.cancel()
 	<-t.done
 }
@@ -88,7 +100,8 @@ func (t *Term) Abandon() {
 // whether it released. Safe to call more than once and after the term was
 // lost.
 func (t *Term) Release(ctx context.Context) (bool, error) {
-	t.Abandon()
+	t.stop()
+	defer t.e.payload.end(t)
 	return t.e.release(ctx)
 }
 

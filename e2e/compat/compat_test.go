@@ -97,6 +97,7 @@ func termCount(t *testing.T) int {
 // its own, all of them in one group (one replica), and the all-receivers
 // group on two replicas, concurrently on one control plane, each through
 // COMPAT_TERMS terms. Then it prints the table of docs/compatibility.md.
+// Invariants S1, S12.
 func TestCompatibility(t *testing.T) {
 	collector := collectorbin.Path(t)
 	e := &env{collector: collector, terms: termCount(t)}

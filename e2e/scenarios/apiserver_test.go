@@ -14,6 +14,7 @@ import (
 // TestAPIServerDownLongerThanLease: while kube-apiserver is away for longer
 // than lease_duration every group stops and none starts; once it is back
 // exactly one replica leads.
+// Invariants S1, S4.
 func TestAPIServerDownLongerThanLease(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)

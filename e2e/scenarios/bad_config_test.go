@@ -16,6 +16,7 @@ import (
 
 // TestValidateNamesTheBadField: `otelcol-leader validate` rejects a bad
 // leader_receiver_creator block and names the field.
+// Invariant S4.
 func TestValidateNamesTheBadField(t *testing.T) {
 	collector := collectorbin.Path(t)
 	for _, tc := range []struct {

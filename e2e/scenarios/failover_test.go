@@ -13,6 +13,7 @@ import (
 // TestLeaderSIGTERMHandsOver: a leader shut down gracefully stops its group,
 // releases the Lease, and only then does a standby start its own, within
 // about a retry_period instead of a lease_duration.
+// Invariants S1, S8.
 func TestLeaderSIGTERMHandsOver(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)
@@ -38,6 +39,7 @@ func TestLeaderSIGTERMHandsOver(t *testing.T) {
 
 // TestLeaderSIGKILLTakeoverAfterExpiry: a leader that dies without a word
 // keeps the Lease until it expires; only then does a standby lead.
+// Invariants S1, S2.
 func TestLeaderSIGKILLTakeoverAfterExpiry(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)

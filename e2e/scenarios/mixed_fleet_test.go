@@ -90,6 +90,7 @@ type mixedTrial struct {
 // the candidates' OnStartedLeading to the return of Run) and from outside
 // (the audit log's activity of each ServiceAccount, checked by the
 // scenario's cleanup).
+// Invariants S1, S2.
 func TestMixedFleetWithClientGo(t *testing.T) {
 	seed := *mixedSeed
 	if seed == 0 {

@@ -18,6 +18,7 @@ import (
 // TestOneLeaderReportsTheClusterOnce: of three replicas exactly one runs the
 // group; k8s_cluster metrics and k8s_events logs come only from it, and
 // every Event created while it leads is exported exactly once in all.
+// Invariant S1.
 func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	s := start(t, options{})
 	leader := s.leader(time.Minute)

@@ -16,6 +16,7 @@ import (
 // server (its connections closed, new ones blackholed) stops its group
 // before any other replica starts one; once the network heals it reaches
 // the Lease again and stands by.
+// Invariants S1, S4, S7.
 func TestPartitionedLeaderStopsFirstAndRejoins(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)

@@ -17,6 +17,7 @@ import (
 // starts one, and each replica says so once ("cannot read or write the
 // lease"); with the binding back each says "lease reachable again" and one
 // leads.
+// Invariants S1, S7.
 func TestLeaseRBACRemovedThenRestored(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)

@@ -15,6 +15,7 @@ import (
 // sub-receiver cannot bind its port (the test holds it). replica-1 starts
 // alone, so it wins the Lease first: it rolls the whole group back, gives
 // the Lease back, and once the others run one of them leads.
+// Invariants S1, S7, S9.
 func TestGroupThatCannotStartGivesTheLeaseAway(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -21,6 +21,7 @@ import (
 // TestLeaseDeletedByHand: the Lease deleted under a running fleet, five
 // times: the fleet re-creates it and converges to one leader. Whether the
 // leader or a standby re-creates it is a race.
+// Invariants S1, S5.
 func TestLeaseDeletedByHand(t *testing.T) {
 	s := start(t, options{})
 	s.leader(time.Minute)
@@ -37,6 +38,7 @@ func TestLeaseDeletedByHand(t *testing.T) {
 // holder cannot reach the API server, so the holder runs its group until
 // renew_deadline: no standby may start one before, even though it finds no
 // Lease at all.
+// Invariants S1, S5.
 func TestLeaseDeletedUnderPartitionedLeader(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)
@@ -58,6 +60,7 @@ func TestLeaseDeletedUnderPartitionedLeader(t *testing.T) {
 // TestLeaseHolderOverwrittenByHand: someone writes another holder into the
 // Lease: the leader sees it at its next renewal and stops; after the
 // intruder's lease_duration one replica leads again.
+// Invariants S1, S3.
 func TestLeaseHolderOverwrittenByHand(t *testing.T) {
 	s := start(t, options{})
 	old := s.leader(time.Minute)

@@ -1,6 +1,6 @@
 // Package logmsg holds the log messages of leader_receiver_creator that other
 // code parses. Operators match them in log queries and alerts (the README's
-// Monitoring section lists them), and the e2e harness (e2e/fleet) imports this
+// Monitoring section lists them), and the e2e harness (e2e/timeline) imports this
 // package to follow each replica's elections and groups. Change a message
 // only together with both. The block writes them past the collector's log
 // sampling (logging.go), so that none is dropped however many blocks one
@@ -77,6 +77,16 @@ const (
 	// group's stop deadline): its goroutines outlived it. The data is dropped
 	// and counted in leader_group_dropped_after_stop: fields receiver, signal.
 	DataAfterStop = "sub-receiver sent data after it stopped; dropped"
+	// CheckpointRefused is logged, once per term, sub-receiver and reason,
+	// when a write to lease_checkpoints was refused: over
+	// checkpoints::max_size (reason size), or after the instance's data path
+	// closed or its term ended (reason fenced). The Lease keeps the previous
+	// checkpoints: fields receiver, reason, error.
+	CheckpointRefused = "sub-receiver checkpoint refused; the lease keeps the previous one"
+	// CheckpointUnreadable is logged when the checkpoints in the Lease won
+	// cannot be read (e.g. edited by hand): the members start without: field
+	// error.
+	CheckpointUnreadable = "checkpoints in the lease unreadable; starting without"
 	// DeprecatedType is logged when the block's configuration is resolved,
 	// for a sub-receiver named by a deprecated alias of its type (httpcheck
 	// for http_check, k8sobjects for k8s_objects): it works, with the new

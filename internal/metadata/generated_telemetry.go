@@ -26,6 +26,7 @@ type TelemetryBuilder struct {
 	meter                       metric.Meter
 	mu                          sync.Mutex
 	registrations               []metric.Registration
+	LeaderCheckpointRefused     metric.Int64Counter
 	LeaderElectionAcquired      metric.Int64Counter
 	LeaderElectionIsLeader      metric.Int64Gauge
 	LeaderElectionLost          metric.Int64Counter
@@ -64,6 +65,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.LeaderCheckpointRefused, err = builder.meter.Int64Counter(
+		"otelcol_leader_checkpoint_refused",
+		metric.WithDescription("Number of writes to lease_checkpoints that were refused; the Lease keeps the previous checkpoints. [Alpha]"),
+		metric.WithUnit("{writes}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.LeaderElectionAcquired, err = builder.meter.Int64Counter(
 		"otelcol_leader_election_acquired",
 		metric.WithDescription("Number of times this replica won the Lease. [Alpha]"),

@@ -19,6 +19,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb, err := metadata.NewTelemetryBuilder(testTel.NewTelemetrySettings())
 	require.NoError(t, err)
 	defer tb.Shutdown()
+	tb.LeaderCheckpointRefused.Add(context.Background(), 1)
 	tb.LeaderElectionAcquired.Add(context.Background(), 1)
 	tb.LeaderElectionIsLeader.Record(context.Background(), 1)
 	tb.LeaderElectionLost.Add(context.Background(), 1)
@@ -26,6 +27,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.LeaderGroupMemberFailures.Add(context.Background(), 1)
 	tb.LeaderGroupStartDuration.Record(context.Background(), 1)
 	tb.LeaderGroupStartFailures.Add(context.Background(), 1)
+	AssertEqualLeaderCheckpointRefused(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualLeaderElectionAcquired(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
