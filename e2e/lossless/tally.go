@@ -89,11 +89,7 @@ func Tally(created []Created, exports map[string][]Export, handovers []Handover,
 	}
 	for i := range windows {
 		h := windows[i].Handover
-		for _, c := range sorted {
-			if !c.At.Before(h.At.Add(-retryPeriod)) && c.At.Before(h.At) {
-				windows[i].InRetryPeriod++
-			}
-		}
+		windows[i].InRetryPeriod = CreatedIn(sorted, h.At.Add(-retryPeriod), h.At)
 	}
 	for name := range exports {
 		if !byName[name] {
@@ -162,4 +158,15 @@ func median(v []float64) float64 {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// CreatedIn counts the Events created in [from, to).
+func CreatedIn(created []Created, from, to time.Time) int {
+	n := 0
+	for _, c := range created {
+		if !c.At.Before(from) && c.At.Before(to) {
+			n++
+		}
+	}
+	return n
 }

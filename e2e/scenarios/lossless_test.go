@@ -25,16 +25,31 @@ import (
 // and none exported twice; across SIGKILL failovers none is lost (the next
 // leader resumes the watch from the checkpoint in the Lease, across the
 // gap of lease_duration), and the Events exported twice are at most those
-// created in the retry_period before the kill (what the dead leader
-// exported after its last renewal). The configuration is make lossless's
-// (lossless/configs/storage.yaml: k8s_objects and k8s_events, a synchronous
-// pipeline to an OTLP receiver in the test); k8s_events' figures are only
-// logged. Fewer handovers than make lossless: 3 SIGTERM, 2 SIGKILL.
+// the dead leader exported after the checkpoint the Lease last carried.
+// That is not the "one retry_period": k8s_objects v0.152 hands its
+// watch's checkpoint to the storage only every 5 s (checkpointInterval),
+// and the Lease carries it at the next renewal, so the bound is the Events
+// created in the checkpointInterval + retry_period before the kill (make
+// lossless measures how many: docs/performance.md). The configuration is
+// make lossless's (lossless/configs/storage.yaml: k8s_objects and
+// k8s_events, a synchronous pipeline to an OTLP receiver in the test);
+// k8s_events' figures are only logged. Fewer handovers than make lossless:
+// 3 SIGTERM, 2 SIGKILL, each SIGKILL settleKill after the fleet was ready
+// again, so that what it sends again was created in its own window.
 func TestCheckpointsFollowTheLease(t *testing.T) {
 	const (
 		rate     = 10.0
 		sigterms = 3
 		sigkills = 2
+		// k8s_objects v0.152's watch hands its checkpoint to the storage
+		// every 5 s (internal/k8sinventory/watch defaultCheckpointInterval,
+		// not configurable) and at its stop.
+		checkpointInterval = 5 * time.Second
+		// What a SIGKILL's successor sends again reaches back at most
+		// replay before the kill; the windows are cut halfway between
+		// signals.
+		replay     = checkpointInterval + retryPeriod
+		settleKill = 2 * replay
 	)
 	dir := t.TempDir()
 	args, err := lossless.Storage.Write(dir)
@@ -76,7 +91,11 @@ func TestCheckpointsFollowTheLease(t *testing.T) {
 			sig = syscall.SIGKILL
 		}
 		old := s.leader(30 * time.Second)
-		s.hold(time.Now().Add(1500*time.Millisecond + rand.N(time.Second))) // at a random point of the renew cycle
+		settle := 1500 * time.Millisecond
+		if sig == syscall.SIGKILL {
+			settle = settleKill
+		}
+		s.hold(time.Now().Add(settle + rand.N(time.Second))) // at a random point of the renew cycle
 		require.Equal(t, []string{old.Name}, leaderNames(s), "the leader before handover %d", i)
 		h := lossless.Handover{Index: i, Signal: map[bool]string{true: "SIGKILL", false: "SIGTERM"}[sig == syscall.SIGKILL], Leader: old.Name, At: time.Now()}
 		if sig == syscall.SIGKILL {
@@ -119,8 +138,11 @@ func TestCheckpointsFollowTheLease(t *testing.T) {
 			if w.Handover.Signal == "SIGTERM" {
 				assert.Zero(t, w.Duplicated, "SIGTERM handover %d: Events exported twice", w.Handover.Index)
 			} else {
-				assert.LessOrEqual(t, w.Duplicated, w.InRetryPeriod,
-					"SIGKILL failover %d: Events exported twice, at most those created in the retry_period (%s) before the kill", w.Handover.Index, retryPeriod)
+				bound := lossless.CreatedIn(created, w.Handover.At.Add(-replay), w.Handover.At)
+				t.Logf("SIGKILL failover %d: %d Events exported twice; %d created in the retry_period before the kill, %d in the %s before it",
+					w.Handover.Index, w.Duplicated, w.InRetryPeriod, bound, replay)
+				assert.LessOrEqual(t, w.Duplicated, bound,
+					"SIGKILL failover %d: Events exported twice, at most those created in the %s (checkpoint interval + retry_period) before the kill", w.Handover.Index, replay)
 			}
 		}
 		assert.Greater(t, total, int(rate*10), "Events counted")

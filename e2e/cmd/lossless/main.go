@@ -54,7 +54,8 @@ type options struct {
 	replicas, sigterm, sigkill          int
 	rate                                float64
 	timings                             lossless.Timings
-	settle, jitter, tail, trialTimeout  time.Duration
+	settle, settleKill, jitter          time.Duration
+	tail, trialTimeout                  time.Duration
 	out, markdown, workDir, exports     string
 	keep                                bool
 }
@@ -75,6 +76,7 @@ func realMain() int {
 	flag.DurationVar(&o.timings.RenewDeadline, "renew-deadline", 10*time.Second, "renew_deadline of every configuration")
 	flag.DurationVar(&o.timings.RetryPeriod, "retry-period", 2*time.Second, "retry_period of every configuration")
 	flag.DurationVar(&o.settle, "settle", 6*time.Second, "after a fleet is ready again, wait this long before the next signal")
+	flag.DurationVar(&o.settleKill, "settle-kill", 15*time.Second, "the same before a SIGKILL: longer than twice what a crashed leader's successor sends again (k8s_objects checkpoints every 5s, the Lease carries it every retry_period), so that those Events fall in the SIGKILL's window, not the previous one's")
 	flag.DurationVar(&o.jitter, "jitter", 2*time.Second, "plus a random pause in [0, jitter), so that signals fall at random points of the renew cycle")
 	flag.DurationVar(&o.tail, "tail", 10*time.Second, "the generator runs this long after the last handover of every configuration; a configuration's last window ends this long after its own last handover")
 	flag.DurationVar(&o.trialTimeout, "trial-timeout", 2*time.Minute, "bound of each wait")
@@ -160,7 +162,7 @@ func run(ctx context.Context, o options) (err error) {
 	report := &lossless.Report{Started: time.Now(), Settings: lossless.Settings{
 		Configs: short, Replicas: o.replicas, SIGTERM: o.sigterm, SIGKILL: o.sigkill, Rate: o.rate,
 		Timings: fmt.Sprintf("lease_duration %s, renew_deadline %s, retry_period %s", o.timings.LeaseDuration, o.timings.RenewDeadline, o.timings.RetryPeriod),
-		Settle:  o.settle.String(), Jitter: o.jitter.String(), Collector: o.collector, Peer: o.peer,
+		Settle:  fmt.Sprintf("%s before a SIGTERM, %s before a SIGKILL", o.settle, o.settleKill), Jitter: o.jitter.String(), Collector: o.collector, Peer: o.peer,
 		Source:      bench.GitDescribe(filepath.Dir(o.collector)),
 		Concurrency: "the configurations' fleets run at the same time against one control plane and one generator",
 	}}
@@ -254,11 +256,12 @@ func run(ctx context.Context, o options) (err error) {
 		wg.Go(func() {
 			defer func() { finished[i] = time.Now() }()
 			for _, step := range []struct {
-				sig syscall.Signal
-				n   int
-			}{{syscall.SIGTERM, o.sigterm}, {syscall.SIGKILL, o.sigkill}} {
+				sig    syscall.Signal
+				n      int
+				settle time.Duration
+			}{{syscall.SIGTERM, o.sigterm, o.settle}, {syscall.SIGKILL, o.sigkill, o.settleKill}} {
 				for i := 1; i <= step.n; i++ {
-					h, err := f.Handover(ctx, lossless.Trial{Signal: step.sig, Settle: o.settle, Jitter: o.jitter, Timeout: o.trialTimeout})
+					h, err := f.Handover(ctx, lossless.Trial{Signal: step.sig, Settle: step.settle, Jitter: o.jitter, Timeout: o.trialTimeout})
 					if err != nil {
 						say("[%s] ERROR: %v", f.Config.Name, err)
 						mu.Lock()
