@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -74,17 +75,28 @@ type checkpoints struct {
 }
 
 // newCheckpoints starts a term's storage from what the Lease carried when
-// the term was won. A state that cannot be read is dropped (the members
-// start from nothing, as without checkpoints) and reported by err.
-func newCheckpoints(term payloadTerm, maxSize int, refused func(member, reason string, err error)) (*checkpoints, error) {
+// the term was won, keeping the checkpoints of the given members only (those
+// of members no longer in the block are dropped with the next write). A
+// state that cannot be read is dropped (the members start from nothing, as
+// without checkpoints) and reported by err.
+func newCheckpoints(term payloadTerm, maxSize int, members []string, refused func(member, reason string, err error)) (*checkpoints, error) {
 	cp := &checkpoints{term: term, maxSize: maxSize, refused: refused, state: checkpointState{}}
 	payload := term.Payload()
 	if payload == "" {
 		return cp, nil
 	}
-	if err := json.Unmarshal([]byte(payload), &cp.state); err != nil {
-		cp.state = checkpointState{}
+	var state checkpointState
+	if err := json.Unmarshal([]byte(payload), &state); err != nil {
 		return cp, fmt.Errorf("annotation %s of the Lease is not a checkpoint state; starting without: %w", checkpointsAnnotation, err)
+	}
+	keep := map[string]bool{}
+	for _, m := range members {
+		keep[storageKey(m, "")] = true
+	}
+	for key, entries := range state { // JSON null (a hand edit) leaves state nil: nothing to keep
+		if base, _, _ := strings.Cut(key, "#"); keep[base] && entries != nil {
+			cp.state[key] = entries
+		}
 	}
 	return cp, nil
 }
@@ -141,7 +153,9 @@ func (cp *checkpoints) update(member, key string, closed func() bool, ops ...*st
 	if err != nil {
 		return err
 	}
-	if len(encoded) > cp.maxSize {
+	// Past the bound only a write that does not grow the state passes (a
+	// bound lowered since, or a Delete, must not lock the members out).
+	if len(encoded) > cp.maxSize && len(encoded) > cp.size() {
 		err := fmt.Errorf("lease_checkpoints: %d bytes of checkpoints, over checkpoints::max_size (%d): %w", len(encoded), cp.maxSize, storage.ErrStorageFull)
 		cp.refused(member, "size", err)
 		return err
@@ -152,6 +166,15 @@ func (cp *checkpoints) update(member, key string, closed func() bool, ops ...*st
 	}
 	cp.state = next
 	return nil
+}
+
+// size is the encoded size of the current state; the caller holds mu.
+func (cp *checkpoints) size() int {
+	encoded, err := json.Marshal(cp.state)
+	if err != nil {
+		return 0
+	}
+	return len(encoded)
 }
 
 func cloneBytes(b []byte) []byte {
@@ -243,7 +266,8 @@ func (r *runner) checkpoints(term payloadTerm) *checkpoints {
 	}
 	var mu sync.Mutex
 	logged := map[string]bool{} // member and reason, once per term
-	cp, err := newCheckpoints(term, r.cfg.Checkpoints.MaxSize, func(member, reason string, err error) {
+	members := slices.Collect(maps.Keys(r.cfg.Receivers))
+	cp, err := newCheckpoints(term, r.cfg.Checkpoints.MaxSize, members, func(member, reason string, err error) {
 		r.telemetry.checkpointRefused(member, reason)
 		mu.Lock()
 		first := !logged[member+" "+reason]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,6 +23,8 @@ func checkpointsConfig() *Config {
 	cfg := testConfigFor("testrcv")
 	cfg.Checkpoints.Enabled = true
 	cfg.Receivers["testrcv"]["storage"] = checkpointsID.String()
+	// One instance: storageOf's client is the one whose fence matters.
+	cfg.Signals = map[string][]string{"testrcv": {"metrics"}}
 	return cfg
 }
 
@@ -252,7 +255,7 @@ func (f *fakeTerm) SetPayload(v string) error {
 func TestCheckpointAgreesWithTheFence(t *testing.T) {
 	term := &fakeTerm{}
 	var refused []string
-	cp, err := newCheckpoints(term, 1<<10, func(member, reason string, _ error) { refused = append(refused, member+" "+reason) })
+	cp, err := newCheckpoints(term, 1<<10, nil, func(member, reason string, _ error) { refused = append(refused, member+" "+reason) })
 	require.NoError(t, err)
 	fs := newFences(nil)
 	stopped, running := fs.add("k8s_objects"), fs.add("k8s_objects")
@@ -282,7 +285,7 @@ func TestCheckpointAgreesWithTheFence(t *testing.T) {
 // Batch applies its operations together, Gets in place; Close is harmless.
 func TestCheckpointBatch(t *testing.T) {
 	term := &fakeTerm{}
-	cp, err := newCheckpoints(term, 1<<10, func(string, string, error) {})
+	cp, err := newCheckpoints(term, 1<<10, nil, func(string, string, error) {})
 	require.NoError(t, err)
 	ctx := context.Background()
 	c, err := (&checkpointExtension{cp: cp, member: "m", fence: newFences(nil).add("m")}).GetClient(ctx, component.KindReceiver, component.MustNewID("m"), "")
@@ -294,4 +297,36 @@ func TestCheckpointBatch(t *testing.T) {
 	require.NoError(t, c.Delete(ctx, "a"))
 	assert.JSONEq(t, `{}`, term.payload)
 	require.NoError(t, c.Close(ctx))
+}
+
+// What the Lease carries is read defensively: JSON null (a hand edit)
+// leaves no nil map behind to panic on; members no longer in the block lose
+// their checkpoints; a state over max_size (the bound was lowered) still
+// lets a member shrink it, though not grow it.
+func TestCheckpointsFromTheLease(t *testing.T) {
+	ctx := context.Background()
+	client := func(cp *checkpoints, member string) storage.Client {
+		c, err := (&checkpointExtension{cp: cp, member: member, fence: newFences(nil).add(member)}).GetClient(ctx, component.KindReceiver, component.MustNewID("x"), "")
+		require.NoError(t, err)
+		return c
+	}
+	cp, err := newCheckpoints(&fakeTerm{payload: "null"}, 1<<10, []string{"k8s_objects"}, func(string, string, error) {})
+	require.NoError(t, err)
+	require.NoError(t, client(cp, "k8s_objects").Set(ctx, "rv", []byte("1")))
+
+	term := &fakeTerm{payload: `{"k8sobjects":{"rv":"MQ=="},"gone":{"rv":"Mg=="},"k8sobjects#other":{"x":"eA=="}}`}
+	cp, err = newCheckpoints(term, 1<<10, []string{"k8s_objects", "k8s_cluster"}, func(string, string, error) {})
+	require.NoError(t, err)
+	got, err := client(cp, "k8s_objects").Get(ctx, "rv")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("1"), got)
+	require.NoError(t, client(cp, "k8s_objects").Set(ctx, "rv", []byte("2")))
+	assert.JSONEq(t, `{"k8sobjects":{"rv":"Mg=="},"k8sobjects#other":{"x":"eA=="}}`, term.payload)
+
+	big := &fakeTerm{payload: `{"k8sobjects":{"a":"` + strings.Repeat("A", 400) + `","rv":"MQ=="}}`}
+	cp, err = newCheckpoints(big, 100, []string{"k8s_objects"}, func(string, string, error) {})
+	require.NoError(t, err)
+	require.ErrorIs(t, client(cp, "k8s_objects").Set(ctx, "more", []byte("x")), storage.ErrStorageFull)
+	require.NoError(t, client(cp, "k8s_objects").Delete(ctx, "a"))
+	assert.JSONEq(t, `{"k8sobjects":{"rv":"MQ=="}}`, big.payload)
 }

@@ -174,6 +174,7 @@ func (cfg *Config) validateReceivers() []error {
 	if len(cfg.Receivers) == 0 {
 		errs = append(errs, errors.New("receivers must name at least one sub-receiver"))
 	}
+	checkpointed := map[string]string{} // storage key -> member using lease_checkpoints
 	for _, key := range slices.Sorted(maps.Keys(cfg.Receivers)) {
 		id, err := parseID(key)
 		if err != nil {
@@ -186,8 +187,14 @@ func (cfg *Config) validateReceivers() []error {
 		if path := findKey(cfg.Receivers[key], ownElectorField); path != "" {
 			errs = append(errs, fmt.Errorf("receivers::%s::%s: a member runs only while this block holds its Lease; an elector of its own would start it outside the block's terms (remove the field)", key, path))
 		}
-		if storage, _ := cfg.Receivers[key]["storage"].(string); storage == checkpointsID.String() && !cfg.Checkpoints.Enabled {
-			errs = append(errs, fmt.Errorf("receivers::%s::storage: %s is provided only with checkpoints::enabled: true", key, storage))
+		if storage, _ := cfg.Receivers[key]["storage"].(string); storage == checkpointsID.String() {
+			if !cfg.Checkpoints.Enabled {
+				errs = append(errs, fmt.Errorf("receivers::%s::storage: %s is provided only with checkpoints::enabled: true", key, storage))
+			}
+			if other, ok := checkpointed[storageKey(key, "")]; ok {
+				errs = append(errs, fmt.Errorf("receivers::%s::storage: %s keys a member by its key without the type's underscores, so %s and %s would share one checkpoint: give one a name (e.g. %s/events)", key, storage, other, key, id.Type()))
+			}
+			checkpointed[storageKey(key, "")] = key
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(cfg.Signals)) {

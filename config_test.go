@@ -110,6 +110,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"no_namespace_anywhere", "leader_election.lease_namespace: not set, and neither POD_NAMESPACE nor"},
 		{"checkpoints_not_enabled", "receivers::k8s_objects::storage: lease_checkpoints is provided only with checkpoints::enabled: true"},
 		{"checkpoints_too_large", "checkpoints::max_size must be between 1 and 131072 bytes; got 1048576"},
+		{"checkpoints_shared_key", "receivers::k8sobjects::storage: lease_checkpoints keys a member by its key without the type's underscores, so k8s_objects and k8sobjects would share one checkpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
