@@ -307,7 +307,7 @@ func waitReady(ctx context.Context, f *fleet.Fleet, tr *Tracker, timeout time.Du
 		return "", err
 	}
 	for _, r := range f.Replicas() {
-		if err := waitHealthy(ctx, r); err != nil {
+		if err := r.WaitHealthy(ctx); err != nil {
 			return "", err
 		}
 	}
@@ -316,22 +316,6 @@ func waitReady(ctx context.Context, f *fleet.Fleet, tr *Tracker, timeout time.Du
 		return tr.WaitSingleLeader(ctx)
 	}
 	return leader, nil
-}
-
-func waitHealthy(ctx context.Context, r *fleet.Replica) error {
-	for {
-		if !r.Running() {
-			return fmt.Errorf("%s is not running; end of its log:\n%s", r.Name, r.LogTail(1500))
-		}
-		if r.Healthy(ctx) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy: %w", r.Name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // runTrial kills the leader with sig, measures until another replica's
@@ -392,7 +376,7 @@ func runTrial(ctx context.Context, f *fleet.Fleet, tr *Tracker, plan Plan, sig s
 	}
 	hctx, cancel := context.WithTimeout(ctx, plan.TrialTimeout)
 	defer cancel()
-	if err := waitHealthy(hctx, r); err != nil {
+	if err := r.WaitHealthy(hctx); err != nil {
 		return t, err
 	}
 	t.RestartSeconds = time.Since(restarted).Seconds()

@@ -293,6 +293,24 @@ func (r *Replica) Healthy(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// WaitHealthy waits until the replica's health check answers, or fails when
+// the process is gone or ctx ends.
+func (r *Replica) WaitHealthy(ctx context.Context) error {
+	for {
+		if !r.Running() {
+			return fmt.Errorf("%s is not running; end of its log:\n%s", r.Name, r.LogTail(1500))
+		}
+		if r.Healthy(ctx) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy: %w", r.Name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // LogTail returns the last n bytes of the replica's log, for failure messages.
 func (r *Replica) LogTail(n int64) string {
 	return proc.Tail(r.LogPath, n)

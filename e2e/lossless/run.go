@@ -111,22 +111,6 @@ func (f *Fleet) Ready(ctx context.Context) (string, error) {
 	}
 }
 
-func waitHealthy(ctx context.Context, r *fleet.Replica) error {
-	for {
-		if !r.Running() {
-			return fmt.Errorf("%s is not running; end of its log:\n%s", r.Name, r.LogTail(1500))
-		}
-		if r.Healthy(ctx) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy: %w", r.Name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // Trial is how one handover is made.
 type Trial struct {
 	Signal syscall.Signal
@@ -190,7 +174,7 @@ func (f *Fleet) Handover(ctx context.Context, tr Trial) (Handover, error) {
 	}
 	hctx, cancel := wait(tr.Timeout)
 	defer cancel()
-	if err := waitHealthy(hctx, r); err != nil {
+	if err := r.WaitHealthy(hctx); err != nil {
 		return h, fmt.Errorf("handover %d: %w", h.Index, err)
 	}
 	f.handovers = append(f.handovers, h)
