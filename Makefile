@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks pins unit unit-newest alerts-test alerts-run bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -37,6 +37,7 @@ test:
 checks:
 	nice -n 19 $(MAKE) pins
 	nice -n 19 $(MAKE) lint
+	nice -n 19 $(MAKE) alerts-test
 	nice -n 19 $(MAKE) unit
 	nice -n 19 $(MAKE) unit-newest
 
@@ -45,6 +46,22 @@ STAGE := $(CURDIR)/hack/stage.sh
 
 unit:
 	$(STAGE) unit $(GO) test -race -count=1 ./...
+
+# promtool and the Prometheus server are pinned in hack/tools/promtool/go.mod,
+# a module of their own (neither enters the component's module graph nor
+# golangci-lint's), and built without cloud service discovery.
+PROMTOOLS := $(CURDIR)/hack/tools/promtool
+PROM_BUILD := $(GO) build -trimpath -tags remove_all_sd
+
+$(BIN)/promtool: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
+	cd $(PROMTOOLS) && $(STAGE) promtool $(PROM_BUILD) -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(BIN)/prometheus: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
+	cd $(PROMTOOLS) && $(PROM_BUILD) -o $@ github.com/prometheus/prometheus/cmd/prometheus
+
+## alerts-test: the alert rules of deploy/alerts/ checked and unit-tested with promtool (rules.test.yaml); go test ./deploy keeps their PrometheusRule and Helm forms equal
+alerts-test: $(BIN)/promtool
+	cd deploy/alerts && $(STAGE) alerts-test sh -c '$(BIN)/promtool check rules leader-receiver-creator.rules.yaml && $(BIN)/promtool test rules rules.test.yaml'
 
 ## pins: every version pin agrees with hack/versions.yaml (e2e/pins; make bump-collector moves them)
 pins:
