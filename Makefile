@@ -20,7 +20,8 @@ run: distribution
 #   2. the distribution, then the e2e test binaries; when 1 and 2 are done,
 #      the end-to-end run, which mostly waits on timers and processes
 #      (1 and 2 are `make e2e`);
-#   3. lint, then the unit tests, at nice 19: they get the CPU that 1 and 2
+#   3. lint, the alert rules' tests (promtool, built first), then the unit
+#      tests, at nice 19: they get the CPU that 1 and 2
 #      leave, most of it during the end-to-end run. At normal priority they
 #      would delay that run's start by as much as they take.
 # Each job's output is shown whole when it ends. Every stage prints when it
@@ -51,7 +52,8 @@ unit:
 # a module of their own (neither enters the component's module graph nor
 # golangci-lint's), and built without cloud service discovery.
 PROMTOOLS := $(CURDIR)/hack/tools/promtool
-PROM_BUILD := $(GO) build -trimpath -tags remove_all_sd
+PROM_BUILD = $(GO) build -trimpath -tags remove_all_sd \
+	-ldflags "-X github.com/prometheus/common/version.Version=$$($(GO) list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
 
 $(BIN)/promtool: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
 	cd $(PROMTOOLS) && $(STAGE) promtool $(PROM_BUILD) -o $@ github.com/prometheus/prometheus/cmd/promtool
@@ -62,6 +64,10 @@ $(BIN)/prometheus: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
 ## alerts-test: the alert rules of deploy/alerts/ checked and unit-tested with promtool (rules.test.yaml); go test ./deploy keeps their PrometheusRule and Helm forms equal
 alerts-test: $(BIN)/promtool
 	cd deploy/alerts && $(STAGE) alerts-test sh -c '$(BIN)/promtool check rules leader-receiver-creator.rules.yaml && $(BIN)/promtool test rules rules.test.yaml'
+
+## alerts-run: the alert rules once against a real control plane: 3 replicas, a Prometheus (hack/tools/promtool) scraping them, handovers, kube-apiserver down for 90 s; NoLeader must fire then only, TwoLeaders never (docs/monitoring.md; not part of make test; ALERTS_ARGS=-h lists the options)
+alerts-run: distribution $(BIN)/prometheus
+	cd e2e && $(GO) run ./cmd/alerts --collector $(BIN)/otelcol-leader --prometheus $(BIN)/prometheus $(ALERTS_ARGS)
 
 ## pins: every version pin agrees with hack/versions.yaml (e2e/pins; make bump-collector moves them)
 pins:
