@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench lossless clean
+.PHONY: run test checks pins unit unit-newest alerts-test alerts-run bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench lossless clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -20,7 +20,8 @@ run: distribution
 #   2. the distribution, then the e2e test binaries; when 1 and 2 are done,
 #      the end-to-end run, which mostly waits on timers and processes
 #      (1 and 2 are `make e2e`);
-#   3. lint, then the unit tests, at nice 19: they get the CPU that 1 and 2
+#   3. lint, the alert rules' tests (promtool, built first), then the unit
+#      tests, at nice 19: they get the CPU that 1 and 2
 #      leave, most of it during the end-to-end run. At normal priority they
 #      would delay that run's start by as much as they take.
 # Each job's output is shown whole when it ends. Every stage prints when it
@@ -37,6 +38,7 @@ test:
 checks:
 	nice -n 19 $(MAKE) pins
 	nice -n 19 $(MAKE) lint
+	nice -n 19 $(MAKE) alerts-test
 	nice -n 19 $(MAKE) unit
 	nice -n 19 $(MAKE) unit-newest
 
@@ -45,6 +47,27 @@ STAGE := $(CURDIR)/hack/stage.sh
 
 unit:
 	$(STAGE) unit $(GO) test -race -count=1 ./...
+
+# promtool and the Prometheus server are pinned in hack/tools/promtool/go.mod,
+# a module of their own (neither enters the component's module graph nor
+# golangci-lint's), and built without cloud service discovery.
+PROMTOOLS := $(CURDIR)/hack/tools/promtool
+PROM_BUILD = $(GO) build -trimpath -tags remove_all_sd \
+	-ldflags "-X github.com/prometheus/common/version.Version=$$($(GO) list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
+
+$(BIN)/promtool: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
+	cd $(PROMTOOLS) && $(STAGE) promtool $(PROM_BUILD) -o $@ github.com/prometheus/prometheus/cmd/promtool
+
+$(BIN)/prometheus: $(PROMTOOLS)/go.mod $(PROMTOOLS)/go.sum
+	cd $(PROMTOOLS) && $(PROM_BUILD) -o $@ github.com/prometheus/prometheus/cmd/prometheus
+
+## alerts-test: the alert rules of deploy/alerts/ checked and unit-tested with promtool (rules.test.yaml); go test ./deploy keeps their PrometheusRule and Helm forms equal
+alerts-test: $(BIN)/promtool
+	cd deploy/alerts && $(STAGE) alerts-test sh -c '$(BIN)/promtool check rules leader-receiver-creator.rules.yaml && $(BIN)/promtool test rules rules.test.yaml'
+
+## alerts-run: the alert rules once against a real control plane: 3 replicas, a Prometheus (hack/tools/promtool) scraping them, handovers, kube-apiserver down for 90 s; NoLeader must fire then only, TwoLeaders never (docs/monitoring.md; not part of make test; ALERTS_ARGS=-h lists the options)
+alerts-run: distribution $(BIN)/prometheus
+	cd e2e && $(GO) run ./cmd/alerts --collector $(BIN)/otelcol-leader --prometheus $(BIN)/prometheus $(ALERTS_ARGS)
 
 ## pins: every version pin agrees with hack/versions.yaml (e2e/pins; make bump-collector moves them)
 pins:
