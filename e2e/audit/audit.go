@@ -4,7 +4,7 @@
 // ServiceAccount made to the API server, other than its Lease requests
 // (those are the election, not the group), is activity from the moment the
 // API server received it to the moment it completed; a watch is active for
-// as long as it stays open. Add the replica's exports (Replica) and compare
+// as long as it stays open. Add the replica's exports (Actor) and compare
 // replicas with Overlaps (overlap.go: the categories of overlap).
 //
 // The times are kube-apiserver's clock (microseconds); it runs on the same
@@ -32,9 +32,9 @@ const (
 	StagePanic            = "Panic"
 )
 
-// Event is the part of one audit log line (audit.k8s.io/v1 Event) this
+// entry is the part of one audit log line (an audit.k8s.io/v1 Event) this
 // package reads.
-type Event struct {
+type entry struct {
 	AuditID    string `json:"auditID"`
 	Stage      string `json:"stage"`
 	RequestURI string `json:"requestURI"`
@@ -146,7 +146,7 @@ func (l *Log) add(lines []byte) error {
 		if !bytes.Contains(line, needle) {
 			continue
 		}
-		var ev Event
+		var ev entry
 		if err := json.Unmarshal(line, &ev); err != nil {
 			errs = append(errs, err)
 			continue
@@ -158,7 +158,7 @@ func (l *Log) add(lines []byte) error {
 	return errors.Join(append(errs, sc.Err())...)
 }
 
-func (l *Log) record(ev Event) {
+func (l *Log) record(ev entry) {
 	r, ok := l.reqs[ev.AuditID]
 	if !ok {
 		r = &Request{AuditID: ev.AuditID, User: ev.User.Username, Verb: ev.Verb, URI: ev.RequestURI, Received: ev.RequestReceivedTimestamp}

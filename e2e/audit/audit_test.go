@@ -85,10 +85,10 @@ func TestRequestIntervals(t *testing.T) {
 }
 
 // Each replica's requests are one interval each here (a watch, say).
-func requestsOnly(name string, ivs ...Interval) Replica { return Replica{Name: name, Requests: ivs} }
+func requestsOnly(name string, ivs ...Interval) Actor { return Actor{Name: name, Requests: ivs} }
 
 func TestOverlaps(t *testing.T) {
-	rs := []Replica{
+	rs := []Actor{
 		requestsOnly("replica-1", Interval{at(0), at(10)}, Interval{at(20), at(21)}),
 		requestsOnly("replica-2", Interval{at(10), at(15)}), // touches replica-1: no overlap
 		requestsOnly("replica-3", Interval{at(14), at(20.5)}),
@@ -111,7 +111,7 @@ func TestOverlaps(t *testing.T) {
 // The three kinds, and the bound: A's activity began first, B's at 10.
 func TestOverlapKinds(t *testing.T) {
 	b := requestsOnly("B", Interval{at(10), at(20)})
-	check := func(a Replica) []Overlap { return Overlaps([]Replica{a, b}, 3*time.Second) }
+	check := func(a Actor) []Overlap { return Overlaps([]Actor{a, b}, 3*time.Second) }
 
 	within := check(requestsOnly("A", Interval{at(0), at(10.25)}))
 	require.Len(t, within, 1)
@@ -136,7 +136,7 @@ func TestOverlapKinds(t *testing.T) {
 	assert.Contains(t, begun[1].String(), "request begun during another replica's activity: A began a request")
 
 	// B began first here: A's activity is B's closing tail's concern.
-	late := Overlaps([]Replica{requestsOnly("A", Interval{at(10.1), at(30)}), b}, 3*time.Second)
+	late := Overlaps([]Actor{requestsOnly("A", Interval{at(10.1), at(30)}), b}, 3*time.Second)
 	require.Len(t, late, 1)
 	assert.Equal(t, "B", late[0].A)
 	assert.Equal(t, Tail, late[0].Kind)
@@ -151,7 +151,7 @@ func TestOverlapKinds(t *testing.T) {
 // its whole export window lies in that replica's activity.
 func TestOverlapsOfExports(t *testing.T) {
 	slack := 3 * time.Second
-	rs := []Replica{
+	rs := []Actor{
 		// Cut off at 10; its batches read at 11 and 12.5 may have been
 		// produced before 10 (handover faster than slack), the one read at
 		// 16 was produced after replica-2 started at 12.
@@ -195,9 +195,9 @@ func TestClosingTailAtHandover(t *testing.T) {
 		require.NoError(t, os.WriteFile(path, log, 0o644))
 		reqs, err := ReadAll(path, prefix)
 		require.NoError(t, err)
-		var rs []Replica
+		var rs []Actor
 		for _, name := range []string{"replica-1", "replica-2", "replica-3"} {
-			rs = append(rs, Replica{Name: name, Requests: RequestIntervals(reqs, prefix+name, nil, ms(5000))})
+			rs = append(rs, Actor{Name: name, Requests: RequestIntervals(reqs, prefix+name, nil, ms(5000))})
 		}
 		require.Empty(t, rs[2].Requests, "a standby: Lease requests only")
 		require.Equal(t, ms(5), rs[1].Activity()[0].Start, "replica-2's group begins at T+5ms (its Lease requests left out)")
@@ -350,9 +350,9 @@ func TestRealSIGTERMHandover(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{prefix + "replica-1": 14, prefix + "replica-3": 14}, watches, "the informers of k8s_cluster and k8s_events")
 
-	var rs []Replica
+	var rs []Actor
 	for _, name := range []string{"replica-1", "replica-2", "replica-3"} {
-		rs = append(rs, Replica{Name: name, Requests: RequestIntervals(reqs, prefix+name, nil, time.Now())})
+		rs = append(rs, Actor{Name: name, Requests: RequestIntervals(reqs, prefix+name, nil, time.Now())})
 	}
 	act1, act3 := rs[0].Activity(), rs[2].Activity()
 	require.NotEmpty(t, act1)

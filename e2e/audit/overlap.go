@@ -8,7 +8,7 @@ import (
 
 // This file is the one vocabulary of the overlap check from outside the
 // collectors, which the scenarios (the mixed fleet's among them), compat
-// and the bench import: what an Overlap is, its Kind, and TailBound.
+// and the bench import: what an Overlap is, its OverlapKind, and TailBound.
 //
 // From outside, replica A hands over to replica B at the instant B's
 // activity begins (B's first request other than the Lease's): that is where
@@ -24,16 +24,16 @@ import (
 //     than TailBound after B's activity began (Overlap.Counts).
 //   - Export: A exported a batch whose whole export window lies within B's
 //     activity: A's group produced data after B took over (only the
-//     harness's read times are known, hence the window; see Replica).
+//     harness's read times are known, hence the window; see Actor).
 
-// Kind is the category of an Overlap.
-type Kind string
+// OverlapKind is the category of an Overlap.
+type OverlapKind string
 
 // The categories of overlap, from outside (see above).
 const (
-	Begun  Kind = "begun"
-	Tail   Kind = "tail"
-	Export Kind = "export"
+	Begun  OverlapKind = "begun"
+	Tail   OverlapKind = "tail"
+	Export OverlapKind = "export"
 )
 
 // TailBound is how long a request that replica A began before replica B's
@@ -55,9 +55,14 @@ const (
 // seconds, or begins new requests (Begun, not bounded).
 const TailBound = 250 * time.Millisecond
 
-// Replica is what one replica was seen doing from outside.
-type Replica struct {
+// Actor is what one process on the Lease (a replica of the collector, or a
+// client-go candidate) was seen doing from outside.
+type Actor struct {
 	Name string
+	// User is the API server's name for the process's ServiceAccount
+	// (cluster.ServiceAccountUser): the audit log's requests of this user
+	// other than the Lease's are its Requests.
+	User string
 	// Requests are its group's requests at the API server, each from
 	// received to complete (RequestIntervals); Activity is their union.
 	Requests []Interval
@@ -68,8 +73,8 @@ type Replica struct {
 	Exports []time.Time
 }
 
-// Activity is the union of r.Requests.
-func (r Replica) Activity() []Interval { return Union(r.Requests) }
+// Activity is the union of a.Requests.
+func (a Actor) Activity() []Interval { return Union(a.Requests) }
 
 // ExportWindow is the span in which a batch read at `at` was produced.
 func ExportWindow(at time.Time, slack time.Duration) Interval {
@@ -79,7 +84,7 @@ func ExportWindow(at time.Time, slack time.Duration) Interval {
 // Overlap is a time at which two replicas were active at once, from
 // outside: A's request (or export window) while B was active.
 type Overlap struct {
-	Kind Kind
+	Kind OverlapKind
 	A, B string
 	// AInterval is A's request, or the export window of one of A's
 	// batches (Export).
@@ -123,6 +128,14 @@ func (o Overlap) String() string {
 	}
 }
 
+// Describe names counts of overlaps that count, by kind, and of closing
+// tails within TailBound, in the words of Overlap.String: how the scenarios'
+// and compat's check and the bench report them.
+func Describe(byKind map[OverlapKind]int, tailsWithin int) string {
+	return fmt.Sprintf("%d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %[3]s",
+		byKind[Begun], byKind[Tail], TailBound, byKind[Export], tailsWithin)
+}
+
 func fmtInterval(iv Interval) string {
 	return fmt.Sprintf("[%s, %s]", iv.Start.Format("15:04:05.000000"), iv.End.Format("15:04:05.000000"))
 }
@@ -146,7 +159,7 @@ func fmtInterval(iv Interval) string {
 //     windows, for the same reason.
 //
 // The result is ordered by the start of Span.
-func Overlaps(rs []Replica, slack time.Duration) []Overlap {
+func Overlaps(rs []Actor, slack time.Duration) []Overlap {
 	act := make([][]Interval, len(rs))
 	for i, r := range rs {
 		act[i] = r.Activity()

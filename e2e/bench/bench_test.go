@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 func TestSummarize(t *testing.T) {
@@ -30,7 +30,7 @@ func TestSummarize(t *testing.T) {
 func TestComputeOverlap(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	o := ComputeOverlap([]Interval{
+	o := ComputeOverlap([]ReceiverSpan{
 		{Replica: "a", Receiver: "group", Start: at(0), End: at(10)},
 		{Replica: "b", Receiver: "group", Start: at(10), End: at(20)}, // touching: no overlap
 	}, at(30))
@@ -38,7 +38,7 @@ func TestComputeOverlap(t *testing.T) {
 	assert.Zero(t, o.Episodes)
 	assert.Equal(t, 1, o.MaxConcurrent)
 
-	o = ComputeOverlap([]Interval{
+	o = ComputeOverlap([]ReceiverSpan{
 		{Replica: "a", Receiver: "k8s_cluster", Start: at(0)}, // open: ends at 30
 		{Replica: "b", Receiver: "k8s_cluster", Start: at(5), End: at(8)},
 		{Replica: "b", Receiver: "k8s_events", Start: at(6), End: at(9)},
@@ -54,8 +54,8 @@ func TestComputeOverlap(t *testing.T) {
 	assert.InDelta(t, 2, o.ByReceiver["k8s_events"], 1e-9)
 }
 
-func logLine(t *testing.T, js string) fleet.LogLine {
-	l, ok := fleet.ParseLogLine([]byte(js))
+func logLine(t *testing.T, js string) timeline.LogLine {
+	l, ok := timeline.ParseLogLine([]byte(js))
 	require.True(t, ok)
 	return l
 }
@@ -65,7 +65,7 @@ func TestTrackerPeer(t *testing.T) {
 	// A standby's shutdown lines close nothing.
 	tr.OnLog("replica-2", logLine(t, `{"level":"info","msg":"no longer leader, stopping","otelcol.component.id":"k8s_events"}`))
 	tr.OnLog("replica-2", logLine(t, `{"level":"info","msg":"Stopping the receiver","otelcol.component.id":"k8s_cluster"}`))
-	assert.Empty(t, tr.Intervals())
+	assert.Empty(t, tr.Spans())
 
 	before := time.Now()
 	tr.OnLog("replica-1", logLine(t, `{"level":"info","msg":"Starting k8s leader elector with UUID","UUID":"u-1"}`))
@@ -82,9 +82,9 @@ func TestTrackerPeer(t *testing.T) {
 	assert.Equal(t, "replica-1", up.Replica)
 
 	// Killed: the exit closes both receivers.
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.ProcessExited, At: time.Now()})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.ProcessExited, At: time.Now()})
 	assert.Empty(t, tr.Leaders())
-	ivs := tr.Intervals()
+	ivs := tr.Spans()
 	require.Len(t, ivs, 2)
 	for _, iv := range ivs {
 		assert.False(t, iv.End.IsZero())
@@ -97,14 +97,14 @@ func TestTrackerOurs(t *testing.T) {
 	tr := NewTracker(Ours)
 	t0 := time.Now()
 	tr.OnLog("replica-1", logLine(t, `{"level":"info","msg":"Events Receiver started as leader"}`)) // not ours: ignored
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.GroupStarted, At: t0, Identity: "replica-1_x"})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.GroupStarted, At: t0, Identity: "replica-1_x"})
 	assert.Equal(t, []string{"replica-1"}, tr.Leaders())
-	tr.OnEvent(fleet.Event{Replica: "replica-1", Kind: fleet.GroupStopped, At: t0.Add(time.Second)})
-	tr.OnEvent(fleet.Event{Replica: "replica-2", Kind: fleet.GroupStarted, At: t0.Add(2 * time.Second)})
+	tr.OnEvent(timeline.Event{Replica: "replica-1", Kind: timeline.GroupStopped, At: t0.Add(time.Second)})
+	tr.OnEvent(timeline.Event{Replica: "replica-2", Kind: timeline.GroupStarted, At: t0.Add(2 * time.Second)})
 	up, err := tr.WaitGroupUp(t.Context(), t0.Add(time.Second), "replica-1")
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(2*time.Second), up.At)
-	o := ComputeOverlap(tr.Intervals(), t0.Add(10*time.Second))
+	o := ComputeOverlap(tr.Spans(), t0.Add(10*time.Second))
 	assert.Zero(t, o.Seconds)
 }
 

@@ -4,38 +4,33 @@ import (
 	"time"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
-// AuditReceiver is the Receiver of the Intervals measured from outside: a
+// AuditReceiver is the Receiver of the ReceiverSpans measured from outside: a
 // replica's group activity at the API server (package audit), whatever
 // receiver made the requests.
 const AuditReceiver = "api (audit log)"
 
 // OutsideOverlap is the overlap (P3) measured from outside the collectors,
-// the same way for both distributions and as the scenarios check it:
-// users maps each replica to the API server user of its ServiceAccount,
-// exports each replica to the read times of the batches it exported. A
-// replica's activity is its requests other than the Lease's, from received
-// to complete (audit.RequestIntervals; open ones end at end), each closing
-// tail within audit.TailBound cut where the other replica's activity began
-// (audit.Overlaps); Seconds, Episodes, … are those of these intervals
-// (ComputeOverlap), ByKind counts the overlaps that count by category and
-// TailsWithinBound those that do not. It also returns the intervals.
-func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[string][]time.Time, end time.Time, slack time.Duration) (OverlapTotals, []Interval) {
-	var rs []audit.Replica
-	for replica, user := range users {
-		rs = append(rs, audit.Replica{Name: replica, Requests: audit.RequestIntervals(reqs, user, nil, end), Exports: exports[replica]})
-	}
-	overlaps := audit.Overlaps(rs, slack)
+// the same way for both distributions and as the scenarios check it
+// (harness.MeasureOutside: each replica's requests other than the Lease's,
+// from received to complete, and the read times of the batches it
+// exported, and audit.Overlaps of them). Each closing tail within
+// audit.TailBound is cut where the other replica's activity began;
+// Seconds, Episodes, … are those of the spans of activity that remain
+// (ComputeOverlap), ByKind counts the overlaps that count by kind and
+// TailsWithinBound those that do not. It also returns the spans.
+func OutsideOverlap(out harness.Outside) (OverlapTotals, []ReceiverSpan) {
 	type request struct {
 		replica string
 		iv      audit.Interval
 	}
 	cut := map[request]time.Time{} // a request's tolerated tails: where the first began
 	keep := map[request]bool{}     // a request with an overlap that counts
-	byKind := map[audit.Kind]int{}
+	byKind := map[audit.OverlapKind]int{}
 	tails := 0
-	for _, o := range overlaps {
+	for _, o := range out.Overlaps {
 		r := request{o.A, o.AInterval}
 		if o.Counts() {
 			byKind[o.Kind]++
@@ -49,8 +44,8 @@ func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[s
 			cut[r] = o.BInterval.Start
 		}
 	}
-	var ivs []Interval
-	for _, rep := range rs {
+	var ivs []ReceiverSpan
+	for _, rep := range out.Actors {
 		reqIvs := make([]audit.Interval, len(rep.Requests))
 		for i, iv := range rep.Requests {
 			r := request{rep.Name, iv}
@@ -60,10 +55,10 @@ func OutsideOverlap(reqs []audit.Request, users map[string]string, exports map[s
 			reqIvs[i] = iv
 		}
 		for _, iv := range audit.Union(reqIvs) {
-			ivs = append(ivs, Interval{Replica: rep.Name, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
+			ivs = append(ivs, ReceiverSpan{Replica: rep.Name, Receiver: AuditReceiver, Start: iv.Start, End: iv.End})
 		}
 	}
-	o := ComputeOverlap(ivs, end)
+	o := ComputeOverlap(ivs, out.End)
 	o.ByKind, o.TailsWithinBound = byKind, tails
 	return o, ivs
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
 // P3 from outside: the audit log's requests (Lease requests left out) and
@@ -25,26 +26,29 @@ func TestOutsideOverlap(t *testing.T) {
 		{User: ub, Verb: "watch", Resource: "events", Received: at(8), Started: at(8.1)}, // still open: ends at 20, 50ms after replica-3 began
 		{User: uc, Verb: "list", Resource: "pods", Received: at(19.95), Ended: at(19.96)},
 	}
-	users := map[string]string{"replica-1": ua, "replica-2": ub, "replica-3": uc}
-	exports := map[string][]time.Time{
-		"replica-1": {at(5), at(19)}, // [16, 19] lies in replica-2's activity
-		"replica-2": {at(12)},        // [9, 12] does not lie in replica-1's
+	actors := []audit.Actor{
+		{Name: "replica-1", User: ua, Exports: []time.Time{at(5), at(19)}}, // [16, 19] lies in replica-2's activity
+		{Name: "replica-2", User: ub, Exports: []time.Time{at(12)}},        // [9, 12] does not lie in replica-1's
+		{Name: "replica-3", User: uc},
 	}
-	o, ivs := OutsideOverlap(reqs, users, exports, at(20), 3*time.Second)
+	o, ivs := OutsideOverlap(harness.NewOutside(reqs, actors, nil, at(20))) // export windows of fleet.ExportSlack: 3s
 	assert.InDelta(t, 2, o.Seconds, 1e-9, "[8, 10]; replica-2's closing tail within the bound is not overlap")
 	assert.Equal(t, 1, o.Episodes)
 	assert.Equal(t, 2, o.MaxConcurrent)
-	assert.Equal(t, map[audit.Kind]int{audit.Tail: 1, audit.Export: 1}, o.ByKind)
+	assert.Equal(t, map[audit.OverlapKind]int{audit.Tail: 1, audit.Export: 1}, o.ByKind)
 	assert.Equal(t, 1, o.TailsWithinBound)
 	assert.InDelta(t, 2, o.ByReceiver[AuditReceiver], 1e-9)
-	assert.ElementsMatch(t, []Interval{
+	assert.ElementsMatch(t, []ReceiverSpan{
 		{Replica: "replica-1", Receiver: AuditReceiver, Start: at(0), End: at(1)},
 		{Replica: "replica-1", Receiver: AuditReceiver, Start: at(1.5), End: at(10)},
 		{Replica: "replica-2", Receiver: AuditReceiver, Start: at(8), End: at(19.95)}, // cut where replica-3 began
 		{Replica: "replica-3", Receiver: AuditReceiver, Start: at(19.95), End: at(19.96)},
 	}, ivs)
 
-	none, _ := OutsideOverlap(reqs[:2], users, nil, at(20), 3*time.Second)
+	for i := range actors {
+		actors[i].Exports = nil
+	}
+	none, _ := OutsideOverlap(harness.NewOutside(reqs[:2], actors, nil, at(20)))
 	assert.Zero(t, none.Seconds)
 	assert.Empty(t, none.ByKind)
 
@@ -56,7 +60,7 @@ func TestOutsideOverlap(t *testing.T) {
 	r.Build()
 	require.NotNil(t, r.Overlap.AuditPeer)
 	assert.InDelta(t, 4, r.Overlap.AuditPeer.Seconds, 1e-9)
-	assert.Equal(t, map[audit.Kind]int{audit.Tail: 2, audit.Export: 2}, r.Overlap.AuditPeer.ByKind)
+	assert.Equal(t, map[audit.OverlapKind]int{audit.Tail: 2, audit.Export: 2}, r.Overlap.AuditPeer.ByKind)
 	assert.Equal(t, 2, r.Overlap.AuditPeer.TailsWithinBound)
 	assert.Zero(t, r.Overlap.AuditOurs.Seconds)
 	var out bytes.Buffer

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -9,7 +8,7 @@ import (
 )
 
 // OverlapTotals is how long the same receiver ran on two or more replicas
-// at once (duplicated data), over a set of intervals: from the logs
+// at once (duplicated data), over a set of spans: from the logs
 // (ComputeOverlap) or from outside (OutsideOverlap, by the categories of
 // audit.Overlap). Not an audit.Overlap, one time at which two replicas
 // were active at once.
@@ -26,10 +25,10 @@ type OverlapTotals struct {
 	// ByReceiver: Seconds per receiver (Ours: "group" only).
 	ByReceiver map[string]float64 `json:"by_receiver,omitempty"`
 	// ByKind (from outside only, OutsideOverlap): the overlaps that count
-	// (audit.Overlap.Counts), by audit.Kind: requests begun during
+	// (audit.Overlap.Counts), by audit.OverlapKind: requests begun during
 	// another replica's activity, closing tails longer than
 	// audit.TailBound, batches exported during another replica's activity.
-	ByKind map[audit.Kind]int `json:"by_kind,omitempty"`
+	ByKind map[audit.OverlapKind]int `json:"by_kind,omitempty"`
 	// TailsWithinBound (from outside only): closing tails that do not
 	// count (cut at the other replica's start before Seconds is measured).
 	TailsWithinBound int `json:"tails_within_bound,omitempty"`
@@ -37,10 +36,10 @@ type OverlapTotals struct {
 
 type span struct{ start, end time.Time }
 
-// ComputeOverlap measures OverlapTotals; intervals still open end at end.
-func ComputeOverlap(intervals []Interval, end time.Time) OverlapTotals {
-	byRc := map[string][]Interval{}
-	for _, iv := range intervals {
+// ComputeOverlap measures OverlapTotals; spans still open end at end.
+func ComputeOverlap(spans []ReceiverSpan, end time.Time) OverlapTotals {
+	byRc := map[string][]ReceiverSpan{}
+	for _, iv := range spans {
 		if iv.End.IsZero() {
 			iv.End = end
 		}
@@ -106,10 +105,7 @@ func ComputeOverlap(intervals []Interval, end time.Time) OverlapTotals {
 }
 
 // OutsideKinds describes ByKind and TailsWithinBound (from outside).
-func (o OverlapTotals) OutsideKinds() string {
-	return fmt.Sprintf("%d requests begun during another replica's activity, %d closing tails longer than %s, %d batches exported during another replica's activity; %d closing tails within %[3]s",
-		o.ByKind[audit.Begun], o.ByKind[audit.Tail], audit.TailBound, o.ByKind[audit.Export], o.TailsWithinBound)
-}
+func (o OverlapTotals) OutsideKinds() string { return audit.Describe(o.ByKind, o.TailsWithinBound) }
 
 // Add accumulates b into o (for a total over configurations).
 func (o *OverlapTotals) Add(b OverlapTotals) {
@@ -126,7 +122,7 @@ func (o *OverlapTotals) Add(b OverlapTotals) {
 	}
 	for k, v := range b.ByKind {
 		if o.ByKind == nil {
-			o.ByKind = map[audit.Kind]int{}
+			o.ByKind = map[audit.OverlapKind]int{}
 		}
 		o.ByKind[k] += v
 	}

@@ -90,7 +90,7 @@ func steadyRequests(ctx context.Context, f *fleet.Fleet, tr *Tracker, plan Plan,
 	if ls := tr.Leaders(); len(ls) != 1 || ls[0] != leader {
 		return nil, fmt.Errorf("the leader changed during the window: %v, was %s", ls, leader)
 	}
-	for _, iv := range tr.Intervals() {
+	for _, iv := range tr.Spans() {
 		if iv.Start.After(from) || (!iv.End.IsZero() && iv.End.After(from)) {
 			return nil, fmt.Errorf("%s's %s started or stopped during the window", iv.Replica, iv.Receiver)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
 // Impl is one distribution under test.
@@ -78,27 +79,27 @@ type Trial struct {
 
 // ConfigResult is what one configuration measured.
 type ConfigResult struct {
-	Impl           string        `json:"impl"`
-	Replicas       int           `json:"replicas"`
-	StartupSeconds float64       `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
-	Graceful       []Trial       `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
-	Crash          []Trial       `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
-	GracefulGap    Summary       `json:"p1_gap_seconds"`       // of Graceful: handover gap
-	CrashGap       Summary       `json:"p2_gap_seconds"`       // of Crash: failover gap
-	Overlap        OverlapTotals `json:"overlap"`
-	Intervals      []Interval    `json:"intervals"`
+	Impl           string         `json:"impl"`
+	Replicas       int            `json:"replicas"`
+	StartupSeconds float64        `json:"startup_seconds"`      // fleet start to the first single leader (ours waits lease_duration when it has to create the Lease)
+	Graceful       []Trial        `json:"p1_sigterm,omitempty"` // graceful handovers (SIGTERM)
+	Crash          []Trial        `json:"p2_sigkill,omitempty"` // crash failovers (SIGKILL)
+	GracefulGap    Summary        `json:"p1_gap_seconds"`       // of Graceful: handover gap
+	CrashGap       Summary        `json:"p2_gap_seconds"`       // of Crash: failover gap
+	Overlap        OverlapTotals  `json:"overlap"`
+	Spans          []ReceiverSpan `json:"intervals"`
 	// AuditOverlap is Overlap measured from outside (OutsideOverlap), from
-	// AuditIntervals.
-	AuditOverlap   *OverlapTotals `json:"audit_overlap,omitempty"`
-	AuditIntervals []Interval     `json:"audit_intervals,omitempty"`
-	Resources      *Resources     `json:"resources,omitempty"`
-	Requests       *Requests      `json:"p4_requests,omitempty"`
-	Notes          []string       `json:"notes,omitempty"`
-	Error          string         `json:"error,omitempty"`
-	WallSeconds    float64        `json:"wall_seconds"`
-	Dir            string         `json:"dir"`
-	LoadStart      string         `json:"loadavg_start"` // /proc/loadavg: other load on the machine
-	LoadEnd        string         `json:"loadavg_end"`
+	// AuditSpans.
+	AuditOverlap *OverlapTotals `json:"audit_overlap,omitempty"`
+	AuditSpans   []ReceiverSpan `json:"audit_intervals,omitempty"`
+	Resources    *Resources     `json:"resources,omitempty"`
+	Requests     *Requests      `json:"p4_requests,omitempty"`
+	Notes        []string       `json:"notes,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	WallSeconds  float64        `json:"wall_seconds"`
+	Dir          string         `json:"dir"`
+	LoadStart    string         `json:"loadavg_start"` // /proc/loadavg: other load on the machine
+	LoadEnd      string         `json:"loadavg_end"`
 }
 
 // Resources is a standby's footprint against the leader's (the report's P5).
@@ -184,8 +185,8 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 				res.Notes = append(res.Notes, "stopping the fleet: "+err.Error())
 			}
 		}
-		res.Intervals = tr.Intervals()
-		res.Overlap = ComputeOverlap(res.Intervals, time.Now())
+		res.Spans = tr.Spans()
+		res.Overlap = ComputeOverlap(res.Spans, time.Now())
 		if auditLog != nil && f != nil {
 			res.outside(f, auditLog, impl.Namespace)
 		}
@@ -280,20 +281,12 @@ func RunConfig(ctx context.Context, cs kubernetes.Interface, impl Impl, plan Pla
 
 // outside measures AuditOverlap once the fleet has stopped.
 func (res *ConfigResult) outside(f *fleet.Fleet, l *audit.Log, ns string) {
-	reqs, err := l.Settle(10 * time.Second)
+	out, err := harness.MeasureOutside(l, harness.Actors(ns, f, nil), nil)
 	if err != nil {
 		res.Notes = append(res.Notes, "reading the audit log: "+err.Error())
 	}
-	users := map[string]string{}
-	exports := map[string][]time.Time{}
-	for _, r := range f.Replicas() {
-		users[r.Name] = cluster.ServiceAccountUser(ns, r.Name)
-		for _, b := range r.Batches() {
-			exports[r.Name] = append(exports[r.Name], b.At)
-		}
-	}
-	o, ivs := OutsideOverlap(reqs, users, exports, time.Now(), fleet.ExportSlack)
-	res.AuditOverlap, res.AuditIntervals = &o, ivs
+	o, ivs := OutsideOverlap(out)
+	res.AuditOverlap, res.AuditSpans = &o, ivs
 }
 
 func gaps(ts []Trial) []float64 {

@@ -7,17 +7,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // LogDialect says how a distribution's log tells that its group of
-// receivers runs (not to be confused with fleet.Kind, the kind of one
+// receivers runs (not to be confused with timeline.Kind, the kind of one
 // parsed log event).
 type LogDialect string
 
 const (
 	// Ours is otelcol-leader: leader_receiver_creator logs "leader group
-	// started" / "leader group stopped" (fleet.GroupStarted, ...), one
+	// started" / "leader group stopped" (timeline.GroupStarted, ...), one
 	// mark for the whole group.
 	Ours LogDialect = "ours"
 	// Peer is otelcol-peer: contrib's k8s_leader_elector extension starts
@@ -36,13 +36,13 @@ const (
 	peerClusterStop  = "Stopping the receiver"                                      // k8s_cluster, on losing the lease or at shutdown
 )
 
-// GroupReceiver is the single interval key of Ours: the whole group.
+// GroupReceiver is the Receiver of Ours' spans: the whole group.
 const GroupReceiver = "group"
 
-// Interval is a span during which a receiver (Peer: k8s_events or
+// ReceiverSpan is a span during which a receiver (Peer: k8s_events or
 // k8s_cluster; Ours: the whole group) ran in one replica's process, on the
 // harness's clock. End is zero while it runs.
-type Interval struct {
+type ReceiverSpan struct {
 	Replica  string    `json:"replica"`
 	Run      int       `json:"run"` // the replica's process number, from 1
 	Receiver string    `json:"receiver"`
@@ -60,7 +60,7 @@ type GroupUp struct {
 
 type replicaState struct {
 	run      int
-	open     map[string]int // receiver -> index in Tracker.intervals
+	open     map[string]int // receiver -> index in Tracker.spans
 	groupUp  bool
 	identity string
 }
@@ -72,12 +72,12 @@ type Tracker struct {
 	dialect   LogDialect
 	receivers []string // what makes up the group
 
-	mu        sync.Mutex
-	changed   chan struct{}
-	replicas  map[string]*replicaState
-	intervals []Interval
-	ups       []GroupUp
-	notes     []string // anomalies worth reporting
+	mu       sync.Mutex
+	changed  chan struct{}
+	replicas map[string]*replicaState
+	spans    []ReceiverSpan
+	ups      []GroupUp
+	notes    []string // anomalies worth reporting
 }
 
 // NewTracker returns a Tracker for a distribution whose log speaks d.
@@ -92,12 +92,12 @@ func NewTracker(d LogDialect) *Tracker {
 }
 
 // OnEvent is for fleet.Options.OnEvent.
-func (t *Tracker) OnEvent(ev fleet.Event) {
+func (t *Tracker) OnEvent(ev timeline.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.state(ev.Replica)
 	switch ev.Kind {
-	case fleet.ProcessExited:
+	case timeline.ProcessExited:
 		// All lines of the process were delivered before this event:
 		// whatever still runs stopped now.
 		for rc := range st.open {
@@ -106,14 +106,14 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 		st.groupUp = false
 		st.run++
 		st.identity = ""
-	case fleet.GroupStarted:
+	case timeline.GroupStarted:
 		if t.dialect == Ours {
 			if ev.Identity != "" {
 				st.identity = ev.Identity
 			}
 			t.openLocked(ev.Replica, st, GroupReceiver, ev.At)
 		}
-	case fleet.GroupStopped, fleet.GroupStopErrors:
+	case timeline.GroupStopped, timeline.GroupStopErrors:
 		if t.dialect == Ours {
 			t.closeLocked(st, GroupReceiver, ev.At)
 		}
@@ -122,7 +122,7 @@ func (t *Tracker) OnEvent(ev fleet.Event) {
 }
 
 // OnLog is for fleet.Options.OnLog (only needed for Peer).
-func (t *Tracker) OnLog(replica string, l fleet.LogLine) {
+func (t *Tracker) OnLog(replica string, l timeline.LogLine) {
 	if t.dialect != Peer {
 		return
 	}
@@ -164,8 +164,8 @@ func (t *Tracker) openLocked(replica string, st *replicaState, receiver string, 
 		// k8s_cluster re-started while it still ran): keep the first start.
 		t.notes = append(t.notes, fmt.Sprintf("%s: %s started again while running", replica, receiver))
 	} else {
-		st.open[receiver] = len(t.intervals)
-		t.intervals = append(t.intervals, Interval{Replica: replica, Run: st.run, Receiver: receiver, Start: at})
+		st.open[receiver] = len(t.spans)
+		t.spans = append(t.spans, ReceiverSpan{Replica: replica, Run: st.run, Receiver: receiver, Start: at})
 	}
 	if st.groupUp {
 		return
@@ -184,7 +184,7 @@ func (t *Tracker) closeLocked(st *replicaState, receiver string, at time.Time) {
 	if !ok {
 		return // stop without a start in this process: a standby shutting down
 	}
-	t.intervals[i].End = at
+	t.spans[i].End = at
 	delete(st.open, receiver)
 	st.groupUp = false
 }
@@ -219,11 +219,11 @@ func (t *Tracker) Identity(replica string) string {
 	return t.state(replica).identity
 }
 
-// Intervals returns every receiver interval recorded so far.
-func (t *Tracker) Intervals() []Interval {
+// Spans returns every receiver span recorded so far.
+func (t *Tracker) Spans() []ReceiverSpan {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Interval(nil), t.intervals...)
+	return append([]ReceiverSpan(nil), t.spans...)
 }
 
 // Notes returns the anomalies recorded so far.

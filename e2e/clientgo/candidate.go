@@ -8,14 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // Build compiles cmd/clientgo-candidate into dir and returns the binary's
@@ -53,7 +52,7 @@ type Options struct {
 	Kubeconfig                                func(i int) string
 	// OnEvent is called for every Event, one call at a time, in the order
 	// they are recorded. It must not block for long.
-	OnEvent func(fleet.Event)
+	OnEvent func(timeline.Event)
 }
 
 // Set is a group of client-go candidates and the events of their logs (on
@@ -62,11 +61,7 @@ type Options struct {
 type Set struct {
 	opts       Options
 	candidates []*Candidate
-
-	emitMu  sync.Mutex
-	mu      sync.Mutex
-	events  []fleet.Event
-	changed chan struct{}
+	events     *timeline.Recorder
 }
 
 // Candidate is one client-go candidate process, which can be stopped,
@@ -94,7 +89,7 @@ func NewSet(opts Options) (*Set, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &Set{opts: opts, changed: make(chan struct{})}
+	s := &Set{opts: opts, events: timeline.NewRecorder(opts.OnEvent)}
 	for i := 1; i <= opts.Candidates; i++ {
 		name := Name(i)
 		s.candidates = append(s.candidates, &Candidate{
@@ -115,47 +110,12 @@ func NewSet(opts Options) (*Set, error) {
 func (s *Set) Candidates() []*Candidate { return s.candidates }
 
 // Events returns all events recorded so far, ordered by At.
-func (s *Set) Events() []fleet.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]fleet.Event(nil), s.events...)
-}
-
-func (s *Set) emit(ev fleet.Event) {
-	s.emitMu.Lock()
-	defer s.emitMu.Unlock()
-	s.mu.Lock()
-	i := sort.Search(len(s.events), func(i int) bool { return s.events[i].At.After(ev.At) })
-	s.events = append(s.events, fleet.Event{})
-	copy(s.events[i+1:], s.events[i:])
-	s.events[i] = ev
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-	if s.opts.OnEvent != nil {
-		s.opts.OnEvent(ev)
-	}
-}
+func (s *Set) Events() []timeline.Event { return s.events.Events() }
 
 // WaitFor waits until match is true of some recorded event (including ones
 // recorded before the call) and returns the first such event.
-func (s *Set) WaitFor(ctx context.Context, match func(fleet.Event) bool) (fleet.Event, error) {
-	for {
-		s.mu.Lock()
-		for _, ev := range s.events {
-			if match(ev) {
-				s.mu.Unlock()
-				return ev, nil
-			}
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return fleet.Event{}, fmt.Errorf("waiting for a client-go candidate's event: %w", ctx.Err())
-		case <-changed:
-		}
-	}
+func (s *Set) WaitFor(ctx context.Context, match func(timeline.Event) bool) (timeline.Event, error) {
+	return s.events.WaitFor(ctx, match)
 }
 
 // Stop stops every running candidate at once (SIGTERM; SIGKILL after
@@ -201,13 +161,13 @@ func (c *Candidate) Start() error {
 	pid.Store(int64(p.PID))
 	c.proc, c.leading = p, false
 	c.mu.Unlock()
-	c.set.emit(fleet.Event{Replica: c.Name, PID: p.PID, Kind: fleet.ProcessStarted, At: time.Now()})
+	c.set.events.Record(timeline.Event{Replica: c.Name, PID: p.PID, Kind: timeline.ProcessStarted, At: time.Now()})
 	go func() {
 		<-p.Done()
 		c.mu.Lock()
 		c.leading = false
 		c.mu.Unlock()
-		c.set.emit(fleet.Event{Replica: c.Name, PID: p.PID, Kind: fleet.ProcessExited, At: time.Now(), ExitCode: p.ExitCode()})
+		c.set.events.Record(timeline.Event{Replica: c.Name, PID: p.PID, Kind: timeline.ProcessExited, At: time.Now(), ExitCode: p.ExitCode()})
 	}()
 	return nil
 }
@@ -226,7 +186,7 @@ func (c *Candidate) onLine(pid *atomic.Int64, line []byte) {
 		c.leading = false
 	}
 	c.mu.Unlock()
-	c.set.emit(fleet.Event{Replica: c.Name, PID: int(pid.Load()), Kind: k, At: at, Lease: l.String("lease"), Identity: l.String("identity"), Line: l})
+	c.set.events.Record(timeline.Event{Replica: c.Name, PID: int(pid.Load()), Kind: k, At: at, Lease: l.String("lease"), Identity: l.String("identity"), Line: l})
 }
 
 func (c *Candidate) process() *proc.Process {
@@ -284,19 +244,19 @@ func (c *Candidate) Kill() error {
 func (c *Candidate) LogTail(n int64) string { return proc.Tail(c.LogPath, n) }
 
 // Spans are the candidates' active intervals, in the form of the
-// collectors' group spans (fleet.GroupSpan): from OnStartedLeading to the
+// collectors' group spans (timeline.GroupSpan): from OnStartedLeading to the
 // return of Run (EndedBy RunReturned) or to the exit of the process
-// (EndedBy fleet.ProcessExited), from events ordered by At. End is zero
+// (EndedBy timeline.ProcessExited), from events ordered by At. End is zero
 // while one is open.
-func Spans(events []fleet.Event) []fleet.GroupSpan {
-	var spans []fleet.GroupSpan
+func Spans(events []timeline.Event) []timeline.GroupSpan {
+	var spans []timeline.GroupSpan
 	open := map[int]int{} // pid -> index in spans
 	for _, ev := range events {
 		switch ev.Kind {
 		case StartedLeading:
 			open[ev.PID] = len(spans)
-			spans = append(spans, fleet.GroupSpan{Replica: ev.Replica, PID: ev.PID, Start: ev.At})
-		case RunReturned, fleet.ProcessExited:
+			spans = append(spans, timeline.GroupSpan{Replica: ev.Replica, PID: ev.PID, Start: ev.At})
+		case RunReturned, timeline.ProcessExited:
 			if i, ok := open[ev.PID]; ok {
 				spans[i].End, spans[i].EndedBy = ev.At, ev.Kind
 				delete(open, ev.PID)

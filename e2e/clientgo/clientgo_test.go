@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // What the program writes, the harness reads: every message round-trips,
@@ -21,7 +21,7 @@ func TestLogLinesParse(t *testing.T) {
 		l.Log(msg, map[string]any{"led": true})
 		k, line, ok := ParseKind(bytes.TrimSpace(buf.Bytes()))
 		require.True(t, ok, msg)
-		assert.Equal(t, fleet.Kind(msg), k)
+		assert.Equal(t, timeline.Kind(msg), k)
 		assert.Equal(t, "clientgo-1", line.String("identity"))
 		assert.Equal(t, "ns/lease", line.String("lease"))
 		assert.False(t, line.Time.IsZero())
@@ -39,32 +39,32 @@ func TestLogLinesParse(t *testing.T) {
 func TestSpans(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	ev := func(name string, pid int, k fleet.Kind, s float64) fleet.Event {
-		return fleet.Event{Replica: name, PID: pid, Kind: k, At: at(s)}
+	ev := func(name string, pid int, k timeline.Kind, s float64) timeline.Event {
+		return timeline.Event{Replica: name, PID: pid, Kind: k, At: at(s)}
 	}
-	events := []fleet.Event{
-		ev("clientgo-1", 10, fleet.ProcessStarted, 0),
+	events := []timeline.Event{
+		ev("clientgo-1", 10, timeline.ProcessStarted, 0),
 		ev("clientgo-1", 10, Campaigning, 0.1),
 		ev("clientgo-2", 20, Campaigning, 0.2),
 		ev("clientgo-1", 10, StartedLeading, 1),
 		ev("clientgo-1", 10, RunReturned, 3), // SIGTERM: released, Run returned
-		ev("clientgo-1", 10, fleet.ProcessExited, 3.1),
+		ev("clientgo-1", 10, timeline.ProcessExited, 3.1),
 		ev("clientgo-2", 20, StartedLeading, 4),
-		ev("clientgo-2", 20, fleet.ProcessExited, 6), // SIGKILL
+		ev("clientgo-2", 20, timeline.ProcessExited, 6), // SIGKILL
 		ev("clientgo-1", 11, StartedLeading, 10),
 		ev("clientgo-2", 21, RunReturned, 10.5), // a campaign that never led
 	}
 	spans := Spans(events)
 	require.Len(t, spans, 3)
-	assert.Equal(t, fleet.GroupSpan{Replica: "clientgo-1", PID: 10, Start: at(1), End: at(3), EndedBy: RunReturned}, spans[0])
-	assert.Equal(t, fleet.GroupSpan{Replica: "clientgo-2", PID: 20, Start: at(4), End: at(6), EndedBy: fleet.ProcessExited}, spans[1])
-	assert.Equal(t, fleet.GroupSpan{Replica: "clientgo-1", PID: 11, Start: at(10)}, spans[2], "still open")
-	require.NoError(t, fleet.CheckDisjoint(spans))
+	assert.Equal(t, timeline.GroupSpan{Replica: "clientgo-1", PID: 10, Start: at(1), End: at(3), EndedBy: RunReturned}, spans[0])
+	assert.Equal(t, timeline.GroupSpan{Replica: "clientgo-2", PID: 20, Start: at(4), End: at(6), EndedBy: timeline.ProcessExited}, spans[1])
+	assert.Equal(t, timeline.GroupSpan{Replica: "clientgo-1", PID: 11, Start: at(10)}, spans[2], "still open")
+	require.NoError(t, timeline.CheckDisjoint(spans))
 
-	ours := fleet.GroupSpan{Replica: "replica-1", PID: 30, Start: at(6), End: at(9.9)} // after the kill, before the next
-	require.NoError(t, fleet.CheckDisjoint(append(spans, ours)))
+	ours := timeline.GroupSpan{Replica: "replica-1", PID: 30, Start: at(6), End: at(9.9)} // after the kill, before the next
+	require.NoError(t, timeline.CheckDisjoint(append(spans, ours)))
 	ours.End = at(10.2) // into the open span
-	assert.ErrorContains(t, fleet.CheckDisjoint(append(spans, ours)), "replica-1")
+	assert.ErrorContains(t, timeline.CheckDisjoint(append(spans, ours)), "replica-1")
 	ours.Start, ours.End = at(2.9), at(3.5) // before clientgo-1's Run returned
-	assert.ErrorContains(t, fleet.CheckDisjoint(append(spans, ours)), "clientgo-1")
+	assert.ErrorContains(t, timeline.CheckDisjoint(append(spans, ours)), "clientgo-1")
 }

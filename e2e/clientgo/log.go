@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // The program's log messages, one JSON object per line on stdout:
@@ -36,19 +36,19 @@ const (
 	MsgExiting = "client-go candidate exiting"
 )
 
-// The Kinds of its Events; ProcessStarted and ProcessExited are the
-// harness's own, as in package fleet.
+// The Kinds of its Events; timeline.ProcessStarted and
+// timeline.ProcessExited are the harness's own, as for the collectors.
 const (
-	Campaigning    fleet.Kind = MsgCampaigning
-	StartedLeading fleet.Kind = MsgStartedLeading
-	RunReturned    fleet.Kind = MsgRunReturned
-	Exiting        fleet.Kind = MsgExiting
+	Campaigning    timeline.Kind = MsgCampaigning
+	StartedLeading timeline.Kind = MsgStartedLeading
+	RunReturned    timeline.Kind = MsgRunReturned
+	Exiting        timeline.Kind = MsgExiting
 )
 
-var kinds = map[string]fleet.Kind{}
+var kinds = map[string]timeline.Kind{}
 
 func init() {
-	for _, k := range []fleet.Kind{Campaigning, StartedLeading, RunReturned, Exiting} {
+	for _, k := range []timeline.Kind{Campaigning, StartedLeading, RunReturned, Exiting} {
 		kinds[string(k)] = k
 	}
 }
@@ -84,8 +84,8 @@ func (l *Logger) Log(msg string, fields map[string]any) {
 
 // ParseKind returns the Kind of one of the program's log lines; ok is
 // false for any other line (client-go's klog lines on stderr, for one).
-func ParseKind(line []byte) (fleet.Kind, fleet.LogLine, bool) {
-	l, ok := fleet.ParseLogLine(line)
+func ParseKind(line []byte) (timeline.Kind, timeline.LogLine, bool) {
+	l, ok := timeline.ParseLogLine(line)
 	if !ok {
 		return "", l, false
 	}

@@ -148,16 +148,25 @@ func ServiceAccountUser(ns, sa string) string {
 // for any) in namespace resourceNS ("" for cluster-wide).
 func Can(ctx context.Context, cs kubernetes.Interface, ns, sa, verb, group, resource, name, resourceNS string) (bool, error) {
 	res, sub, _ := strings.Cut(resource, "/")
-	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-		Spec: authorizationv1.SubjectAccessReviewSpec{
-			// What the API server makes of the ServiceAccount's token.
-			User:   ServiceAccountUser(ns, sa),
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: resourceNS, Verb: verb, Group: group, Resource: res, Subresource: sub, Name: name,
-			},
+	return review(ctx, cs, ns, sa, authorizationv1.SubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: resourceNS, Verb: verb, Group: group, Resource: res, Subresource: sub, Name: name,
 		},
-	}, metav1.CreateOptions{})
+	})
+}
+
+// CanPath is Can for a non-resource URL, e.g. get /metrics.
+func CanPath(ctx context.Context, cs kubernetes.Interface, ns, sa, verb, path string) (bool, error) {
+	return review(ctx, cs, ns, sa, authorizationv1.SubjectAccessReviewSpec{
+		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Verb: verb, Path: path},
+	})
+}
+
+func review(ctx context.Context, cs kubernetes.Interface, ns, sa string, spec authorizationv1.SubjectAccessReviewSpec) (bool, error) {
+	// What the API server makes of the ServiceAccount's token.
+	spec.User = ServiceAccountUser(ns, sa)
+	spec.Groups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
+	r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		return false, err
 	}

@@ -15,16 +15,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	authorizationv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 const deployDir = "../../deploy"
@@ -103,11 +102,10 @@ func TestCompatibility(t *testing.T) {
 	e := &env{collector: collector, terms: termCount(t)}
 	started := time.Now()
 	ctx := t.Context()
-	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: t.Output()})
+	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: t.Output()})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, cp.Stop()) })
 	e.cp, e.cs = cp, cp.Clientset()
-	require.NoError(t, cluster.SeedDemo(ctx, e.cs, "demo", true))
 	e.targets = startTargetServer(t)
 	seedTargets(ctx, t, e.cs, e.targets.port(t))
 
@@ -154,193 +152,187 @@ type logRecord struct {
 	err      string
 }
 
+// runRow runs one row on the shared harness: a Lease of its own, held by
+// the test until the first term; the terms; then the harness's final check
+// (logs, exports, audit log: every request within a group span, no two
+// groups at once), the sub-receivers' warn and error lines, the flatness.
 func runRow(t *testing.T, e *env, r row) *result {
 	ctx := t.Context()
 	res := &result{row: r, perTerm: map[string][]int{}, stats: map[string][]processStats{}, explained: map[string]int{}}
 	t.Cleanup(func() { res.failed = t.Failed() })
-	ns := "compat-" + strings.ReplaceAll(r.name, "_", "-")
-	var sas []string
-	for i := 1; i <= r.replicas; i++ {
-		sas = append(sas, fleet.ReplicaName(i))
-	}
-	observerSA := "observer"
-	auditLog, err := audit.NewLog(e.cp.AuditLog, cluster.ServiceAccountUser(ns, ""))
-	require.NoError(t, err)
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, e.cp.RESTConfig(), deployDir,
-		cluster.RBACTarget{Namespace: ns, ServiceAccounts: append(slices.Clone(sas), observerSA)}))
-	for _, sa := range sas {
-		waitAllowed(t, e.cs, ns, sa)
-	}
-	// The Lease is held by the test: no replica leads before the first term.
-	require.NoError(t, holdLease(ctx, e.cs, ns))
-
 	cfg, err := collectorConfig(r.members)
 	require.NoError(t, err)
-	dir := t.TempDir()
-	configPath := filepath.Join(dir, "config.yaml")
+	configPath := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(configPath, []byte(cfg), 0o644))
-	replicaEnv := map[int]map[string]string{}
-	pprof := map[string]string{}
-	for i, sa := range sas {
-		rd := filepath.Join(dir, sa+"-credentials")
-		require.NoError(t, os.MkdirAll(rd, 0o700))
-		kubeconfig, tokenFile, err := writeReplicaCredentials(ctx, e.cs, e.cp.Host, e.cp.CAData, ns, sa, observerSA, rd)
-		require.NoError(t, err)
+	pprof := map[string]string{} // by replica
+	for i := 1; i <= r.replicas; i++ {
 		port, err := proc.FreePort()
 		require.NoError(t, err)
-		pprof[sa] = "127.0.0.1:" + strconv.Itoa(port)
-		replicaEnv[i+1] = map[string]string{"KUBECONFIG": kubeconfig, envTokenFile: tokenFile, envPprof: pprof[sa]}
+		pprof[fleet.ReplicaName(i)] = "127.0.0.1:" + strconv.Itoa(port)
 	}
-
-	var logMu sync.Mutex
-	var logs []logRecord
-	t0 := time.Now()
-	f, err := fleet.New(fleet.Options{
-		Collector: e.collector,
-		Config:    configPath,
-		Replicas:  r.replicas,
-		Dir:       filepath.Join(dir, "fleet"),
-		Namespace: ns,
-		Env: map[string]string{
-			envID:               r.name,
-			envCAFile:           e.cp.CAFile,
-			envAPIServer:        strings.TrimPrefix(e.cp.Host, "https://"),
-			envAPIServerURL:     e.cp.Host,
-			envTarget:           e.targets.srv.Listener.Addr().String(),
-			envTargetsNamespace: targetsNamespace,
+	var logs logRecords
+	run, err := harness.Start(ctx, t, harness.Options{
+		ControlPlane: e.cp, DeployDir: deployDir, Namespace: "compat-" + strings.ReplaceAll(r.name, "_", "-"),
+		Fleet: fleet.Options{Collector: e.collector, Config: configPath, Replicas: r.replicas, Env: e.fleetEnv(r), OnLog: logs.add},
+		ReplicaEnv: func(i int, cr controlplane.Credentials) map[string]string {
+			return map[string]string{envTokenFile: cr.TokenFile, envPprof: pprof[fleet.ReplicaName(i)]}
 		},
-		ReplicaEnv: func(i int) map[string]string { return replicaEnv[i] },
-		OnEvent:    func(ev fleet.Event) { t.Logf("%7.3fs %s", ev.At.Sub(t0).Seconds(), ev) },
-		OnLog: func(replica string, l fleet.LogLine) {
-			if l.Level != "warn" && l.Level != "error" {
-				return
-			}
-			rcv := l.String("sub_receiver")
-			if rcv == "" {
-				return
-			}
-			logMu.Lock()
-			errText := l.String("error")
-			if errText == "" {
-				errText = l.String("err") // prometheus' own (slog) lines
-			}
-			logs = append(logs, logRecord{replica: replica, at: time.Now(), level: l.Level, receiver: rcv, msg: l.Msg, err: errText})
-			logMu.Unlock()
-		},
+		Contexts:    []string{observerContext},
+		StopGrace:   30 * time.Second,
+		TraceLead:   traceLead(r.members),
+		StrayMargin: time.Second, // nothing runs after a stop
 	})
 	require.NoError(t, err)
-	stopped := false
-	stopFleet := func() {
-		if !stopped {
-			stopped = true
-			assert.NoError(t, f.Stop(30*time.Second))
-		}
-	}
-	t.Cleanup(func() {
-		stopFleet()
-		if t.Failed() {
-			for _, rep := range f.Replicas() {
-				t.Logf("end of %s:\n%s", rep.LogPath, rep.LogTail(6000))
-			}
-		}
-	})
+	// The Lease is held by the test: no replica leads before the first term.
+	require.NoError(t, holdLease(ctx, e.cs, run.Lease.Namespace))
 	sinks := map[string]*sink{}
-	for _, rep := range f.Replicas() {
+	for _, rep := range run.Fleet.Replicas() {
 		sinks[rep.Name] = &sink{path: rep.OutputPath}
 		go sinks[rep.Name].follow(ctx)
-		require.NoError(t, rep.Start())
 	}
-	for _, rep := range f.Replicas() {
-		waitEvent(t, f, time.Minute, rep.Name+" campaigns", func(ev fleet.Event) bool {
-			return ev.Replica == rep.Name && ev.Kind == fleet.Campaigning
-		})
-	}
-	// Term 0: the processes before any group ran.
-	sample := func() {
-		for _, sa := range sas {
-			var st processStats
-			require.EventuallyWithT(t, func(c *assert.CollectT) {
-				var err error
-				st, err = readStats(ctx, pprof[sa])
-				require.NoError(c, err)
-			}, 30*time.Second, 200*time.Millisecond, "pprof of %s", sa)
-			res.stats[sa] = append(res.stats[sa], st)
-		}
-	}
-	sample()
-
+	require.NoError(t, run.StartReplicas(ctx))
+	sampleStats(t, pprof, res) // term 0: the processes before any group ran
 	for k := 1; k <= e.terms; k++ {
-		require.NoError(t, freeLease(ctx, e.cs, ns))
-		start := nthEvent(t, f, k, time.Minute, fmt.Sprintf("term %d: a group starts", k), fleet.GroupStarted, fleet.GroupStartFailed)
-		require.Equal(t, fleet.GroupStarted, start.Kind, "term %d: %s", k, start)
-		leader := sinks[start.Replica]
-		events := 0
-		missing := waitData(ctx, e, r, leader, start.At, 90*time.Second, func() {
-			// For k8s_events and k8s_objects' watch: an Event every 2s until
-			// they have reported one (a watch may not be open yet).
-			events++
-			_, err := cluster.CreateEvent(ctx, e.cs, ns, k*1000+events)
-			assert.NoError(t, err)
-		})
-		require.Empty(t, missing, "term %d (%s): every sub-receiver produced data", k, start.Replica)
+		runTerm(t, e, r, run, sinks, k, res)
+		sampleStats(t, pprof, res)
+	}
+	res.terms = e.terms
 
-		require.NoError(t, holdLease(ctx, e.cs, ns))
-		stop := nthEvent(t, f, k, 30*time.Second, fmt.Sprintf("term %d: the group stops", k),
-			fleet.GroupStopped, fleet.GroupStopErrors, fleet.GroupNotStopped)
-		require.Equal(t, fleet.GroupStopped, stop.Kind, "term %d: %s", k, stop)
-		counts, _ := perSource(leader.between(start.At, stop.At.Add(fleet.ExportSlack)))
-		for _, m := range r.members {
-			res.perTerm[m] = append(res.perTerm[m], counts[m])
+	run.Check()
+	logs.explain(t, run.Spans(), run.T0, res)
+	for _, sa := range sortedKeys(pprof) {
+		if s := res.stats[sa]; !checkFlat(t, sa, s, scrapeJobs(r.members)) {
+			t.Logf("%s: goroutines after the last term:\n%s", sa, s[len(s)-1].profile)
 		}
+	}
+	return res
+}
 
-		// Nothing after the stop: no data read once the file exporter has
-		// flushed what came before it, no scrape of the target server.
-		quiet := stop.At.Add(fleet.ExportSlack)
-		hold(ctx, quiet.Add(time.Second))
-		for name, s := range sinks {
-			late, _ := perSource(s.since(quiet))
-			assert.Empty(t, late, "term %d: %s exported data after its group stopped (at %.3fs)", k, name, stop.At.Sub(t0).Seconds())
+// fleetEnv is the environment the row's configuration reads (config_test.go).
+func (e *env) fleetEnv(r row) map[string]string {
+	return map[string]string{
+		envID:               r.name,
+		envCAFile:           e.cp.CAFile,
+		envAPIServer:        strings.TrimPrefix(e.cp.Host, "https://"),
+		envAPIServerURL:     e.cp.Host,
+		envTarget:           e.targets.srv.Listener.Addr().String(),
+		envTargetsNamespace: targetsNamespace,
+	}
+}
+
+// traceLead is the harness's TraceLead: every group span must leave a
+// trace in the audit log from a second before its start, when a member's
+// requests reach the API server as the replica (usesAPI); else none.
+func traceLead(members []string) time.Duration {
+	for _, m := range members {
+		if usesAPI[m] {
+			return time.Second
 		}
-		for _, kind := range []string{"ksm", "rc"} {
-			assert.Zero(t, e.targets.hitsBetween(kind, r.name, stop.At.Add(250*time.Millisecond), time.Now()),
-				"term %d: /%s/%s hit after the group stopped", k, kind, r.name)
-		}
-		sample()
-		t.Logf("term %d/%d on %s: %.1fs, data %v", k, e.terms, start.Replica, stop.At.Sub(start.At).Seconds(), counts)
+	}
+	return 0
+}
+
+// runTerm is term k: free the Lease, wait until a group starts and every
+// member produced data, hold the Lease, wait until the group stops, then
+// check that nothing came after the stop.
+func runTerm(t *testing.T, e *env, r row, run *harness.Run, sinks map[string]*sink, k int, res *result) {
+	ctx, f, ns := t.Context(), run.Fleet, run.Lease.Namespace
+	require.NoError(t, freeLease(ctx, e.cs, ns))
+	start := nthEvent(t, f, k, time.Minute, fmt.Sprintf("term %d: a group starts", k), timeline.GroupStarted, timeline.GroupStartFailed)
+	require.Equal(t, timeline.GroupStarted, start.Kind, "term %d: %s", k, start)
+	leader := sinks[start.Replica]
+	events := 0
+	missing := waitData(ctx, e, r, leader, start.At, 90*time.Second, func() {
+		// For k8s_events and k8s_objects' watch: an Event every 2s until
+		// they have reported one (a watch may not be open yet).
+		events++
+		_, err := cluster.CreateEvent(ctx, e.cs, ns, k*1000+events)
+		assert.NoError(t, err)
+	})
+	require.Empty(t, missing, "term %d (%s): every sub-receiver produced data", k, start.Replica)
+
+	require.NoError(t, holdLease(ctx, e.cs, ns))
+	stop := nthEvent(t, f, k, 30*time.Second, fmt.Sprintf("term %d: the group stops", k),
+		timeline.GroupStopped, timeline.GroupStopErrors, timeline.GroupNotStopped)
+	require.Equal(t, timeline.GroupStopped, stop.Kind, "term %d: %s", k, stop)
+	counts, _ := perSource(leader.between(start.At, stop.At.Add(fleet.ExportSlack)))
+	for _, m := range r.members {
+		res.perTerm[m] = append(res.perTerm[m], counts[m])
 	}
 
-	stopFleet()
-	events := f.Events()
-	assert.NoError(t, fleet.CheckSingleLeader(events), "overlap: two groups ran at the same time")
-	assert.NoError(t, f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	checkOutside(t, e, r, f, auditLog, ns, sas, t0)
+	// Nothing after the stop: no data read once the file exporter has
+	// flushed what came before it, no scrape of the target server.
+	quiet := stop.At.Add(fleet.ExportSlack)
+	hold(ctx, quiet.Add(time.Second))
+	for name, s := range sinks {
+		late, _ := perSource(s.since(quiet))
+		assert.Empty(t, late, "term %d: %s exported data after its group stopped (at %.3fs)", k, name, stop.At.Sub(run.T0).Seconds())
+	}
+	for _, kind := range []string{"ksm", "rc"} {
+		assert.Zero(t, e.targets.hitsBetween(kind, r.name, stop.At.Add(250*time.Millisecond), time.Now()),
+			"term %d: /%s/%s hit after the group stopped", k, kind, r.name)
+	}
+	t.Logf("term %d/%d on %s: %.1fs, data %v", k, e.terms, start.Replica, stop.At.Sub(start.At).Seconds(), counts)
+}
 
-	logMu.Lock()
+// sampleStats reads every replica's goroutines and heap (pprof) after a
+// term.
+func sampleStats(t *testing.T, pprof map[string]string, res *result) {
+	for _, sa := range sortedKeys(pprof) {
+		var st processStats
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			var err error
+			st, err = readStats(t.Context(), pprof[sa])
+			require.NoError(c, err)
+		}, 30*time.Second, 200*time.Millisecond, "pprof of %s", sa)
+		res.stats[sa] = append(res.stats[sa], st)
+	}
+}
+
+// logRecords are the sub-receivers' warn and error lines (fleet.Options.OnLog).
+type logRecords struct {
+	mu    sync.Mutex
+	lines []logRecord
+}
+
+func (lr *logRecords) add(replica string, l timeline.LogLine) {
+	if l.Level != "warn" && l.Level != "error" {
+		return
+	}
+	rcv := l.String("sub_receiver")
+	if rcv == "" {
+		return
+	}
+	errText := l.String("error")
+	if errText == "" {
+		errText = l.String("err") // prometheus' own (slog) lines
+	}
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	lr.lines = append(lr.lines, logRecord{replica: replica, at: time.Now(), level: l.Level, receiver: rcv, msg: l.Msg, err: errText})
+}
+
+// explain fails the test on every line that explained does not list, and
+// counts the others in res.
+func (lr *logRecords) explain(t *testing.T, spans []timeline.GroupSpan, t0 time.Time, res *result) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
 	stops := map[string][]time.Time{}
-	for _, s := range fleet.GroupSpans(events) {
+	for _, s := range spans {
 		if !s.End.IsZero() {
 			stops[s.Replica] = append(stops[s.Replica], s.End)
 		}
 	}
-	for _, l := range logs {
+	for _, l := range lr.lines {
 		if why := explain(l, stops[l.replica]); why != "" {
 			res.explained[l.receiver+": "+why]++
 			continue
 		}
 		assert.Fail(t, "unexplained log line", "%s %.3fs %s [%s] %s error=%q", l.replica, l.at.Sub(t0).Seconds(), l.level, l.receiver, l.msg, l.err)
 	}
-	logMu.Unlock()
 	for why, n := range res.explained {
 		t.Logf("explained log lines: %d × %s", n, why)
 	}
-
-	res.terms = e.terms
-	for _, sa := range sas {
-		if s := res.stats[sa]; !checkFlat(t, sa, s, scrapeJobs(r.members)) {
-			t.Logf("%s: goroutines after the last term:\n%s", sa, s[len(s)-1].profile)
-		}
-	}
-	return res
 }
 
 // waitData polls until, since `since`, every member of the row has
@@ -381,61 +373,6 @@ func waitData(ctx context.Context, e *env, r row, leader *sink, since time.Time,
 			return append(missing, ctx.Err().Error())
 		case <-tick.C:
 		}
-	}
-}
-
-// checkOutside checks, from kube-apiserver's audit log of the replicas'
-// ServiceAccounts (their requests other than the Lease's), what the logs
-// say: with one replica, every request of its group lies within one of its
-// group spans (nothing runs after a stop); with two, no two replicas were
-// active at once (the overlaps of audit.Overlaps that count, as the
-// scenarios check it).
-func checkOutside(t *testing.T, e *env, r row, f *fleet.Fleet, log *audit.Log, ns string, sas []string, t0 time.Time) {
-	reqs, err := log.Settle(10 * time.Second)
-	assert.NoError(t, err, "reading the audit log")
-	end := time.Now()
-	spans := fleet.GroupSpans(f.Events())
-	api := false
-	for _, m := range r.members {
-		api = api || usesAPI[m]
-	}
-	var rs []audit.Replica
-	for i, rep := range f.Replicas() {
-		user := cluster.ServiceAccountUser(ns, sas[i])
-		ar := audit.Replica{Name: rep.Name, Requests: audit.RequestIntervals(reqs, user, e.cp.APIServerExits(), end)}
-		for _, b := range rep.Batches() {
-			ar.Exports = append(ar.Exports, b.At)
-		}
-		rs = append(rs, ar)
-		var mine []fleet.GroupSpan
-		for _, s := range spans {
-			if s.Replica == rep.Name {
-				mine = append(mine, s)
-			}
-		}
-		act := ar.Activity()
-		for _, iv := range act {
-			in := slices.ContainsFunc(mine, func(s fleet.GroupSpan) bool {
-				return !iv.Start.Before(s.Start.Add(-time.Second)) && !s.End.IsZero() && !iv.End.After(s.End.Add(time.Second))
-			})
-			assert.True(t, in, "outside: %s's request activity [%.3fs, %.3fs] lies in none of its group spans",
-				rep.Name, iv.Start.Sub(t0).Seconds(), iv.End.Sub(t0).Seconds())
-		}
-		if api {
-			for _, s := range mine {
-				seen := slices.ContainsFunc(act, func(iv audit.Interval) bool {
-					return !iv.End.Before(s.Start.Add(-time.Second)) && (s.End.IsZero() || !iv.Start.After(s.End))
-				})
-				assert.True(t, seen, "outside: the audit log shows %s's group at work during its span from %.3fs", rep.Name, s.Start.Sub(t0).Seconds())
-			}
-		}
-		t.Logf("outside: %s: %d group activity intervals at the API server, %d batches exported", rep.Name, len(act), len(ar.Exports))
-	}
-	overlaps := audit.Overlaps(rs, fleet.ExportSlack)
-	counted := audit.Counted(overlaps)
-	t.Logf("outside: overlap of group activity %d ms (API); %d overlaps, %d closing tails within %s", audit.APIOverlap(overlaps).Milliseconds(), len(counted), len(overlaps)-len(counted), audit.TailBound)
-	for _, o := range counted {
-		assert.Fail(t, "overlap from outside (audit log, exports): two replicas active at once", o.String())
 	}
 }
 
@@ -544,23 +481,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// waitEvent waits for the first event that matches.
-func waitEvent(t *testing.T, f *fleet.Fleet, d time.Duration, what string, match func(fleet.Event) bool) fleet.Event {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	defer cancel()
-	ev, err := f.WaitFor(ctx, match)
-	require.NoError(t, err, what)
-	return ev
-}
-
 // nthEvent waits for the n-th event (1-based) of any of kinds.
-func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string, kinds ...fleet.Kind) fleet.Event {
+func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string, kinds ...timeline.Kind) timeline.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	for {
-		var evs []fleet.Event
+		var evs []timeline.Event
 		for _, ev := range f.Events() {
 			if slices.Contains(kinds, ev.Kind) {
 				evs = append(evs, ev)
@@ -573,7 +500,7 @@ func nthEvent(t *testing.T, f *fleet.Fleet, n int, d time.Duration, what string,
 		if len(evs) > 0 {
 			last = evs[len(evs)-1].At
 		}
-		_, err := f.WaitFor(ctx, func(ev fleet.Event) bool { return slices.Contains(kinds, ev.Kind) && ev.At.After(last) })
+		_, err := f.WaitFor(ctx, func(ev timeline.Event) bool { return slices.Contains(kinds, ev.Kind) && ev.At.After(last) })
 		require.NoError(t, err, what)
 	}
 }
@@ -584,24 +511,5 @@ func hold(ctx context.Context, until time.Time) {
 	select {
 	case <-time.After(time.Until(until)):
 	case <-ctx.Done():
-	}
-}
-
-// waitAllowed waits until the API server's authorizer lets ServiceAccount
-// ns/sa list Pods and get /metrics (deploy/rbac-cluster.yaml).
-func waitAllowed(t *testing.T, cs kubernetes.Interface, ns, sa string) {
-	user := cluster.ServiceAccountUser(ns, sa)
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
-	for _, attrs := range []authorizationv1.SubjectAccessReviewSpec{
-		{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "list", Resource: "pods"}},
-		{NonResourceAttributes: &authorizationv1.NonResourceAttributes{Verb: "get", Path: "/metrics"}},
-	} {
-		attrs.User, attrs.Groups = user, groups
-		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			rev, err := cs.AuthorizationV1().SubjectAccessReviews().Create(t.Context(),
-				&authorizationv1.SubjectAccessReview{Spec: attrs}, metav1.CreateOptions{})
-			require.NoError(c, err)
-			require.True(c, rev.Status.Allowed, rev.Status.Reason)
-		}, 20*time.Second, 100*time.Millisecond, "%s: %+v", user, attrs)
 	}
 }

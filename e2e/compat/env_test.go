@@ -6,23 +6,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
@@ -151,51 +146,6 @@ func ignoreExists(err error) error {
 		return nil
 	}
 	return err
-}
-
-// token is a ServiceAccount token, as a pod would have mounted.
-func token(ctx context.Context, cs kubernetes.Interface, ns, sa string) (string, error) {
-	exp := int64((24 * time.Hour).Seconds())
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return "", fmt.Errorf("token for serviceaccount %s/%s: %w", ns, sa, err)
-	}
-	return tr.Status.Token, nil
-}
-
-// writeReplicaCredentials writes, into dir, the replica's token file and a
-// kubeconfig whose current context is the replica's ServiceAccount and whose
-// context observerContext is observer's.
-func writeReplicaCredentials(ctx context.Context, cs kubernetes.Interface, host string, caData []byte, ns, sa, observer, dir string) (kubeconfig, tokenFile string, err error) {
-	saToken, err := token(ctx, cs, ns, sa)
-	if err != nil {
-		return "", "", err
-	}
-	obsToken, err := token(ctx, cs, ns, observer)
-	if err != nil {
-		return "", "", err
-	}
-	tokenFile = filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(saToken), 0o600); err != nil {
-		return "", "", err
-	}
-	cfg := clientcmdapi.NewConfig()
-	c := clientcmdapi.NewCluster()
-	c.Server, c.CertificateAuthorityData = host, caData
-	cfg.Clusters["local"] = c
-	for name, tok := range map[string]string{sa: saToken, observerContext: obsToken} {
-		a := clientcmdapi.NewAuthInfo()
-		a.Token = tok
-		cfg.AuthInfos[name] = a
-		k := clientcmdapi.NewContext()
-		k.Cluster, k.AuthInfo = "local", name
-		cfg.Contexts[name] = k
-	}
-	cfg.CurrentContext = sa
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	return kubeconfig, tokenFile, clientcmd.WriteToFile(*cfg, kubeconfig)
 }
 
 // driver is the holder the test writes into the Lease to end a term.

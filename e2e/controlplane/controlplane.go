@@ -128,7 +128,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	cp.Host = fmt.Sprintf("https://127.0.0.1:%d", cp.port)
 	cp.Kubeconfig = filepath.Join(cp.Dir, "admin.kubeconfig")
-	if err = writeKubeconfig(cp.Kubeconfig, cp.Host, cp.CAData, false, "admin", cp.AdminToken); err != nil {
+	if err = writeKubeconfig(cp.Kubeconfig, cp.Host, cp.CAData, false, kubeUser{name: "admin", token: cp.AdminToken, context: "admin@local"}); err != nil {
 		return nil, err
 	}
 	if err = cp.StartAPIServer(ctx); err != nil {

@@ -16,9 +16,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
+
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // Options configures a fleet.
@@ -38,10 +39,10 @@ type Options struct {
 	ReplicaEnv func(i int) map[string]string
 	// OnEvent is called for every Event, one call at a time, in the order
 	// they are recorded. It must not block for long.
-	OnEvent func(Event)
+	OnEvent func(timeline.Event)
 	// OnLog is called for every parsed log line of every replica
 	// (concurrently for different replicas).
-	OnLog func(replica string, l LogLine)
+	OnLog func(replica string, l timeline.LogLine)
 	// PollInterval for the output files (default 250ms).
 	PollInterval time.Duration
 }
@@ -51,13 +52,11 @@ type Fleet struct {
 	opts     Options
 	replicas []*Replica
 	T0       time.Time // when the fleet was created; Since measures from here
+	events   *timeline.Recorder
 
-	emitMu  sync.Mutex
-	mu      sync.Mutex
-	events  []Event
-	changed chan struct{} // closed and replaced on every event
-	stop    chan struct{}
-	polled  chan struct{}
+	mu     sync.Mutex
+	stop   chan struct{}
+	polled chan struct{}
 }
 
 // Start creates the fleet's replicas and starts them all.
@@ -101,7 +100,7 @@ func New(opts Options) (*Fleet, error) {
 		}
 		opts.Dir = d
 	}
-	f := &Fleet{opts: opts, T0: time.Now(), changed: make(chan struct{}), stop: make(chan struct{}), polled: make(chan struct{})}
+	f := &Fleet{opts: opts, T0: time.Now(), events: timeline.NewRecorder(opts.OnEvent), stop: make(chan struct{}), polled: make(chan struct{})}
 	for i := 1; i <= opts.Replicas; i++ {
 		r, err := newReplica(f, i)
 		if err != nil {
@@ -141,57 +140,19 @@ func (f *Fleet) Leaders() []*Replica {
 }
 
 // Events returns all events recorded so far, ordered by At.
-func (f *Fleet) Events() []Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Event(nil), f.events...)
-}
-
-func (f *Fleet) emit(ev Event) {
-	f.emitMu.Lock() // one OnEvent call at a time, in recording order
-	defer f.emitMu.Unlock()
-	f.mu.Lock()
-	// Keep the list ordered by At: lines of different replicas race here.
-	i := sort.Search(len(f.events), func(i int) bool { return f.events[i].At.After(ev.At) })
-	f.events = append(f.events, Event{})
-	copy(f.events[i+1:], f.events[i:])
-	f.events[i] = ev
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.mu.Unlock()
-	if f.opts.OnEvent != nil {
-		f.opts.OnEvent(ev)
-	}
-}
+func (f *Fleet) Events() []timeline.Event { return f.events.Events() }
 
 // WaitFor waits until match is true of some recorded event (including ones
 // recorded before the call) and returns the first such event.
-func (f *Fleet) WaitFor(ctx context.Context, match func(Event) bool) (Event, error) {
-	for {
-		f.mu.Lock()
-		for _, ev := range f.events {
-			if match(ev) {
-				f.mu.Unlock()
-				return ev, nil
-			}
-		}
-		changed := f.changed
-		f.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Event{}, fmt.Errorf("waiting for an event: %w", ctx.Err())
-		case <-changed:
-		}
-	}
+func (f *Fleet) WaitFor(ctx context.Context, match func(timeline.Event) bool) (timeline.Event, error) {
+	return f.events.WaitFor(ctx, match)
 }
 
 // WaitForLeader waits until exactly one replica's group is running and
 // returns it. It fails early when no replica is running.
 func (f *Fleet) WaitForLeader(ctx context.Context) (*Replica, error) {
 	for {
-		f.mu.Lock()
-		changed := f.changed
-		f.mu.Unlock()
+		changed := f.events.Changed()
 		if l := f.Leaders(); len(l) == 1 {
 			return l[0], nil
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestFleetRunsReplicasAndRecordsExports exercises the harness itself with
@@ -44,7 +45,7 @@ func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 		Dir:        t.TempDir(),
 		Namespace:  cluster.Namespace,
 		Kubeconfig: kubeconfig,
-		OnEvent:    func(ev fleet.Event) { t.Logf("%s", ev) },
+		OnEvent:    func(ev timeline.Event) { t.Logf("%s", ev) },
 	})
 	require.NoError(t, err)
 	stopped := false
@@ -67,8 +68,8 @@ func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for _, r := range f.Replicas() {
-		for _, k := range []fleet.Kind{fleet.ProcessStarted, fleet.Campaigning} {
-			ev, err := f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == r.Name && ev.Kind == k })
+		for _, k := range []timeline.Kind{timeline.ProcessStarted, timeline.Campaigning} {
+			ev, err := f.WaitFor(waitCtx, func(ev timeline.Event) bool { return ev.Replica == r.Name && ev.Kind == k })
 			require.NoError(t, err, "%s: %s", r.Name, k)
 			assert.Equal(t, r.PID(), ev.PID, "%s: %s carries the process's pid", r.Name, k)
 		}
@@ -79,7 +80,7 @@ func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 	if standby == leader {
 		standby = f.Replicas()[1]
 	}
-	_, err = f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == leader.Name && ev.Kind == fleet.GroupStarted })
+	_, err = f.WaitFor(waitCtx, func(ev timeline.Event) bool { return ev.Replica == leader.Name && ev.Kind == timeline.GroupStarted })
 	require.NoError(t, err)
 	assert.True(t, leader.Leading())
 	assert.True(t, leader.HoldsLease())
@@ -116,9 +117,9 @@ func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 	assert.Empty(t, standby.Batches())
 
 	// The checks built on the above.
-	assert.NoError(t, fleet.CheckSingleLeader(f.Events()))
+	assert.NoError(t, timeline.CheckSingleLeader(f.Events()))
 	assert.NoError(t, f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	spans := fleet.GroupSpans(f.Events())
+	spans := timeline.GroupSpans(f.Events())
 	require.Len(t, spans, 1)
 	assert.Equal(t, leader.Name, spans[0].Replica)
 	assert.True(t, spans[0].End.IsZero(), "the leader's group span is open while it runs")
@@ -128,10 +129,10 @@ func TestFleetRunsReplicasAndRecordsExports(t *testing.T) {
 	stopped = true
 	for _, r := range f.Replicas() {
 		assert.False(t, r.Running(), "%s after Stop", r.Name)
-		_, err := f.WaitFor(waitCtx, func(ev fleet.Event) bool { return ev.Replica == r.Name && ev.Kind == fleet.ProcessExited })
+		_, err := f.WaitFor(waitCtx, func(ev timeline.Event) bool { return ev.Replica == r.Name && ev.Kind == timeline.ProcessExited })
 		assert.NoError(t, err, "%s: process exited", r.Name)
 	}
-	spans = fleet.GroupSpans(f.Events())
+	spans = timeline.GroupSpans(f.Events())
 	require.NotEmpty(t, spans)
 	assert.False(t, spans[0].End.IsZero(), "Stop ended the leader's group span")
 }

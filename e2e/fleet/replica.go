@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/proc"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // Replica is one collector process (POD_NAME = Name), which can be stopped,
@@ -121,20 +122,20 @@ func (r *Replica) Start() error {
 	pid.Store(int64(p.PID))
 	r.proc, r.leading, r.holding = p, false, false
 	r.mu.Unlock()
-	r.fleet.emit(Event{Replica: r.Name, PID: p.PID, Kind: ProcessStarted, At: time.Now()})
+	r.fleet.events.Record(timeline.Event{Replica: r.Name, PID: p.PID, Kind: timeline.ProcessStarted, At: time.Now()})
 	go func() {
 		<-p.Done()
 		r.mu.Lock()
 		r.leading, r.holding = false, false
 		r.mu.Unlock()
-		r.fleet.emit(Event{Replica: r.Name, PID: p.PID, Kind: ProcessExited, At: time.Now(), ExitCode: p.ExitCode()})
+		r.fleet.events.Record(timeline.Event{Replica: r.Name, PID: p.PID, Kind: timeline.ProcessExited, At: time.Now(), ExitCode: p.ExitCode()})
 	}()
 	return nil
 }
 
 func (r *Replica) onLine(pid *atomic.Int64, line []byte) {
 	at := time.Now()
-	l, ok := ParseLogLine(line)
+	l, ok := timeline.ParseLogLine(line)
 	if !ok {
 		return
 	}
@@ -142,7 +143,7 @@ func (r *Replica) onLine(pid *atomic.Int64, line []byte) {
 		fn(r.Name, l)
 	}
 	r.mu.Lock()
-	ev, ok := eventFromLog(r.Name, int(pid.Load()), at, l)
+	ev, ok := timeline.EventFromLog(r.Name, int(pid.Load()), at, l)
 	if !ok {
 		r.mu.Unlock()
 		return
@@ -151,17 +152,17 @@ func (r *Replica) onLine(pid *atomic.Int64, line []byte) {
 		r.identity = ev.Identity
 	}
 	switch ev.Kind {
-	case Acquired:
+	case timeline.Acquired:
 		r.holding = true
-	case Lost, Released, LeftToExpire, ReleaseFailed, NotReleased:
+	case timeline.Lost, timeline.Released, timeline.LeftToExpire, timeline.ReleaseFailed, timeline.NotReleased:
 		r.holding = false
-	case GroupStarted:
+	case timeline.GroupStarted:
 		r.leading = true
-	case GroupStopped, GroupStartFailed:
+	case timeline.GroupStopped, timeline.GroupStartFailed:
 		r.leading = false
 	}
 	r.mu.Unlock()
-	r.fleet.emit(ev)
+	r.fleet.events.Record(ev)
 }
 
 // readOutput appends the batches written since the last call.

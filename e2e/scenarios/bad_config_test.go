@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestValidateNamesTheBadField: `otelcol-leader validate` rejects a bad
@@ -67,15 +67,15 @@ receivers:
 		require.NoError(t, r.Start())
 	}
 	for _, r := range s.f.Replicas() {
-		s.waitFor(time.Minute, r.Name+" exits", func(ev fleet.Event) bool {
-			return ev.Replica == r.Name && ev.Kind == fleet.ProcessExited
+		s.waitFor(time.Minute, r.Name+" exits", func(ev timeline.Event) bool {
+			return ev.Replica == r.Name && ev.Kind == timeline.ProcessExited
 		})
 		assert.Greater(t, r.ExitCode(), 0, r.Name)
 		log := r.LogTail(4000)
 		assert.Contains(t, log, "receivers::k8s_cluster", r.Name)
 		assert.Contains(t, log, "collection_intervall", r.Name)
 	}
-	assert.Zero(t, s.count(func(ev fleet.Event) bool { return ev.Kind == fleet.Campaigning }), "nobody campaigned")
+	assert.Zero(t, s.count(func(ev timeline.Event) bool { return ev.Kind == timeline.Campaigning }), "nobody campaigned")
 	_, err := s.lease()
 	assert.True(t, apierrors.IsNotFound(err), "no Lease was created: %v", err)
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestLeaderSIGTERMHandsOver: a leader shut down gracefully stops its group,
@@ -20,16 +20,16 @@ func TestLeaderSIGTERMHandsOver(t *testing.T) {
 
 	require.NoError(t, old.Stop(20*time.Second)) // SIGTERM, and wait
 	assert.Equal(t, 0, old.ExitCode())
-	s.waitFor(time.Second, "the old leader released the Lease", func(ev fleet.Event) bool {
-		return ev.Replica == old.Name && ev.Kind == fleet.Released
+	s.waitFor(time.Second, "the old leader released the Lease", func(ev timeline.Event) bool {
+		return ev.Replica == old.Name && ev.Kind == timeline.Released
 	})
 	next := s.leader(30 * time.Second)
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
 
-	spans := fleet.GroupSpans(s.f.Events())
+	spans := timeline.GroupSpans(s.f.Events())
 	require.Len(t, spans, 2)
-	assert.Equal(t, fleet.GroupStopped, spans[0].EndedBy, "the old group stopped before the process exited")
+	assert.Equal(t, timeline.GroupStopped, spans[0].EndedBy, "the old group stopped before the process exited")
 	assert.True(t, spans[0].End.Before(spans[1].Start), "the old group stopped before the new one started")
 	gap := spans[1].Start.Sub(spans[0].End)
 	t.Logf("handover: %s", gap)
@@ -49,12 +49,12 @@ func TestLeaderSIGKILLTakeoverAfterExpiry(t *testing.T) {
 	require.NotEqual(t, old.Name, next.Name)
 	s.exporting(next)
 
-	spans := fleet.GroupSpans(s.f.Events())
+	spans := timeline.GroupSpans(s.f.Events())
 	require.Len(t, spans, 2)
-	assert.Equal(t, fleet.ProcessExited, spans[0].EndedBy)
+	assert.Equal(t, timeline.ProcessExited, spans[0].EndedBy)
 	// The last renewal was at most a retry_period before the kill.
 	gap := spans[1].Start.Sub(killed)
 	t.Logf("takeover %s after the kill", gap)
 	assert.GreaterOrEqual(t, gap, leaseDuration-retryPeriod, "nobody took the Lease before it expired")
-	assert.Zero(t, s.count(func(ev fleet.Event) bool { return ev.Replica == old.Name && ev.Kind == fleet.Released }))
+	assert.Zero(t, s.count(func(ev timeline.Event) bool { return ev.Replica == old.Name && ev.Kind == timeline.Released }))
 }

@@ -10,22 +10,22 @@
 //     one clock (what the component says about itself), and
 //   - from outside: kube-apiserver's audit log of each replica's requests
 //     other than the Lease's (its group's lists and watches), plus the
-//     batches it exported (see package audit and checkOutsideOverlap).
+//     batches it exported (package audit's kinds of overlap).
 //
-// The scenarios run one after another (2 cores); each has its own namespace,
-// so its own Lease, and short timings (lease 4s, renew 3s, retry 0.5s).
+// That check, the namespace with deploy/'s RBAC, the ServiceAccounts, the
+// proxies and the fleet are package harness's, which compat and the bench
+// share. The scenarios run one after another (2 cores); each has its own
+// namespace, so its own Lease, and short timings (lease 4s, renew 3s, retry
+// 0.5s).
 package scenarios
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,13 +39,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/clientgo"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/collectorbin"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/tcpproxy"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 const (
@@ -104,15 +105,12 @@ func TestMain(m *testing.M) {
 }
 
 // controlPlane returns the package's control plane, with the demo workloads
-// of cluster.SeedDemo in namespace "demo" for k8s_cluster to report.
+// (harness.DemoNamespace) for k8s_cluster to report.
 func controlPlane(t *testing.T) *controlplane.ControlPlane {
 	t.Helper()
 	shared.once.Do(func() {
-		ctx := context.Background() // outlives the test that starts it
-		shared.cp, shared.err = controlplane.Start(ctx, controlplane.Options{Progress: os.Stderr})
-		if shared.err == nil {
-			shared.err = cluster.SeedDemo(ctx, shared.cp.Clientset(), "demo", true)
-		}
+		// The context outlives the test that starts it.
+		shared.cp, shared.err = harness.StartControlPlane(context.Background(), controlplane.Options{Progress: os.Stderr})
 	})
 	require.NoError(t, shared.err)
 	if shared.cp.APIServerPID() == 0 { // a failed scenario left it stopped
@@ -143,177 +141,89 @@ type options struct {
 	overlapExpected bool
 }
 
-// scenario is one test's namespace, proxies and fleet.
+// scenario is one test's run of the shared harness: its namespace, its
+// replicas' proxies, its fleet.
 type scenario struct {
-	t       *testing.T
-	cp      *controlplane.ControlPlane
-	cs      kubernetes.Interface // admin
-	ns      string               // Lease namespace, with deploy/'s RBAC
-	sas     []string             // sas[i]: ServiceAccount of replica-(i+1), in ns
-	audit   *audit.Log           // the requests of the ServiceAccounts of ns
-	f       *fleet.Fleet
-	proxies []*tcpproxy.Proxy // proxies[i]: replica-(i+1) to the API server
-	cg      *clientgo.Set     // client-go candidates (options.clientGo), or nil
-	t0      time.Time
-
-	overlapExpected bool
-
-	logMu sync.Mutex
-	ended bool // no t.Log after the test
+	t   *testing.T
+	run *harness.Run
+	cp  *controlplane.ControlPlane
+	cs  kubernetes.Interface // admin
+	ns  string               // Lease namespace, with deploy/'s RBAC
+	sas []string             // sas[i]: ServiceAccount of replica-(i+1), in ns
+	f   *fleet.Fleet
+	cg  *clientgo.Set // client-go candidates (options.clientGo), or nil
+	t0  time.Time
 }
 
-var namespaces atomic.Int64
-
-// start prepares namespace, RBAC (a ServiceAccount per replica) and proxies
-// and the fleet, and (unless manual) starts every replica and waits until
-// each campaigns. Its cleanup stops the fleet and checks that no two groups
-// ever ran at once (from the logs, and from the audit log and exports) and
-// that only leaders exported data.
+// start runs the harness for the scenario (harness.Start: namespace, RBAC
+// with a ServiceAccount per replica, a proxy per replica, the fleet) and
+// (unless manual) starts every replica and waits until each campaigns. Its
+// cleanup stops the fleet and makes the harness's final check (no two
+// groups ever ran at once, from the logs, and from the audit log and
+// exports; only leaders exported data), then checks that every replica
+// watched the Lease.
 func start(t *testing.T, o options) *scenario {
 	t.Helper()
 	collector := collectorbin.Path(t)
 	cp := controlPlane(t)
-	s := &scenario{t: t, cp: cp, cs: cp.Clientset(), ns: namespaceFor(t), t0: time.Now(), overlapExpected: o.overlapExpected}
-	ctx := t.Context()
 	if o.config == "" {
 		o.config = distConfig
 	}
-	if o.replicas == 0 {
-		o.replicas = 3
-	}
-
 	configs := []string{"--config", writeConfig(t, timings)}
 	if o.overlay != "" {
 		configs = append(configs, "--config", writeConfig(t, o.overlay))
 	}
-	for i := 1; i <= o.replicas; i++ {
-		s.sas = append(s.sas, fleet.ReplicaName(i))
-	}
-	var err error
-	s.audit, err = audit.NewLog(cp.AuditLog, cluster.ServiceAccountUser(s.ns, ""))
-	require.NoError(t, err)
-	var cgNames []string
-	for i := 1; i <= o.clientGo; i++ {
-		cgNames = append(cgNames, clientgo.Name(i))
-	}
-	require.NoError(t, cluster.ApplyDeployRBACIn(ctx, s.cp.RESTConfig(), deployDir,
-		cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: append(slices.Clone(s.sas), cgNames...)}))
-	s.waitLeaseRBAC(true)
-	s.waitCan(true, "list", "", "pods", "", "") // the ClusterRole of the sub-receivers
-	kubeconfigs := make([]string, o.replicas)
-	for i := range o.replicas {
-		p, err := tcpproxy.Start(strings.TrimPrefix(cp.Host, "https://"))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = p.Close() })
-		s.proxies = append(s.proxies, p)
-		kubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, s.sas[i], "https://"+p.Addr())
-		require.NoError(t, err)
-	}
-
-	f, err := fleet.New(fleet.Options{
-		Collector: collector,
-		Config:    o.config,
-		Replicas:  o.replicas,
-		Dir:       t.TempDir(),
-		Namespace: s.ns,
-		Env:       map[string]string{"K8S_CLUSTER_COLLECTION_INTERVAL": "2s"},
-		Args:      configs,
-		ReplicaEnv: func(i int) map[string]string {
-			env := map[string]string{"KUBECONFIG": kubeconfigs[i-1]}
-			if o.replicaEnv != nil {
-				maps.Copy(env, o.replicaEnv(i))
-			}
-			return env
+	ho := harness.Options{
+		ControlPlane: cp,
+		DeployDir:    deployDir,
+		Namespace:    namespaceFor(t),
+		Fleet: fleet.Options{
+			Collector: collector,
+			Config:    o.config,
+			Replicas:  o.replicas,
+			Env:       map[string]string{"K8S_CLUSTER_COLLECTION_INTERVAL": "2s"},
+			Args:      configs,
 		},
-		OnEvent: s.logEvent,
-	})
-	require.NoError(t, err)
-	s.f = f
+		Proxies:       true,
+		ExpectOverlap: o.overlapExpected,
+		TraceLead:     10 * time.Second,
+	}
+	if o.replicaEnv != nil {
+		ho.ReplicaEnv = func(i int, _ controlplane.Credentials) map[string]string { return o.replicaEnv(i) }
+	}
 	if o.clientGo > 0 {
-		cgKubeconfigs := make([]string, o.clientGo)
-		for i, sa := range cgNames {
-			cgKubeconfigs[i], err = cp.ServiceAccountKubeconfig(ctx, s.ns, sa, "")
-			require.NoError(t, err)
-		}
-		s.cg, err = clientgo.NewSet(clientgo.Options{
+		ho.ClientGo = clientgo.Options{
 			Binary:        clientGoBinary(t),
 			Candidates:    o.clientGo,
-			Dir:           t.TempDir(),
-			Namespace:     cmp.Or(o.clientGoNamespace, s.ns),
-			Lease:         cluster.LeaseName,
+			Namespace:     o.clientGoNamespace,
 			LeaseDuration: leaseDuration,
 			RenewDeadline: renewDeadline,
 			RetryPeriod:   retryPeriod,
-			WorkNamespace: "demo",
-			Kubeconfig:    func(i int) string { return cgKubeconfigs[i-1] },
-			OnEvent:       s.logEvent,
-		})
-		require.NoError(t, err)
+			WorkNamespace: harness.DemoNamespace,
+		}
+	}
+	run, err := harness.Start(t.Context(), t, ho)
+	require.NoError(t, err)
+	s := &scenario{t: t, run: run, cp: cp, cs: cp.Clientset(), ns: ho.Namespace, f: run.Fleet, cg: run.ClientGo, t0: run.T0}
+	for _, r := range s.f.Replicas() {
+		s.sas = append(s.sas, r.Name) // each replica is the ServiceAccount of its name
 	}
 	t.Cleanup(s.stop)
-	if o.manual {
-		return s
-	}
-	for _, r := range f.Replicas() {
-		require.NoError(t, r.Start())
-	}
-	for _, r := range f.Replicas() {
-		s.waitFor(time.Minute, r.Name+" campaigns", func(ev fleet.Event) bool {
-			return ev.Replica == r.Name && ev.Kind == fleet.Campaigning
-		})
+	if !o.manual {
+		require.NoError(t, run.StartReplicas(t.Context()))
 	}
 	return s
 }
 
 // stop stops the fleet and checks what every scenario must hold.
 func (s *scenario) stop() {
-	t := s.t
-	if s.cg != nil {
-		assert.NoError(t, s.cg.Stop(20*time.Second))
-	}
-	assert.NoError(t, s.f.Stop(20*time.Second))
-	for _, gs := range s.spans() {
-		end := "running"
-		if !gs.End.IsZero() {
-			end = fmt.Sprintf("%.3fs (%s %s)", gs.End.Sub(s.t0).Seconds(), gs.EndedBy, gs.Reason)
-		}
-		t.Logf("group span: %s from %.3fs to %s", gs.Replica, gs.Start.Sub(s.t0).Seconds(), end)
-	}
-	// The group spans (fleet.CheckSingleLeader), with the client-go
-	// candidates' active intervals if there are any.
-	if s.overlapExpected {
-		assert.Error(t, fleet.CheckDisjoint(s.spans()), "the logs show two groups (or client-go candidates) active at the same time")
-	} else {
-		assert.NoError(t, fleet.CheckDisjoint(s.spans()), "overlap: two groups (or client-go candidates) active at the same time")
-	}
-	assert.NoError(t, s.f.CheckDataOnlyFromLeaders(fleet.ExportSlack))
-	s.checkOutsideOverlap(s.spans())
+	s.run.Check()
 	s.checkWatched(s.f.Events())
-	if t.Failed() {
-		for _, r := range s.f.Replicas() {
-			t.Logf("end of %s:\n%s", r.LogPath, r.LogTail(4000))
-		}
-		if s.cg != nil {
-			for _, c := range s.cg.Candidates() {
-				t.Logf("end of %s:\n%s", c.LogPath, c.LogTail(4000))
-			}
-		}
-	}
-	s.logMu.Lock()
-	s.ended = true
-	s.logMu.Unlock()
 }
 
 // spans are the replicas' group spans and the client-go candidates' active
 // intervals (OnStartedLeading to the return of Run), ordered by start.
-func (s *scenario) spans() []fleet.GroupSpan {
-	spans := fleet.GroupSpans(s.f.Events())
-	if s.cg != nil {
-		spans = append(spans, clientgo.Spans(s.cg.Events())...)
-	}
-	slices.SortStableFunc(spans, func(a, b fleet.GroupSpan) int { return a.Start.Compare(b.Start) })
-	return spans
-}
+func (s *scenario) spans() []timeline.GroupSpan { return s.run.Spans() }
 
 // clientGoBinary builds cmd/clientgo-candidate once for the package.
 func clientGoBinary(t *testing.T) string {
@@ -335,13 +245,7 @@ var clientGoBuild struct {
 	err  error
 }
 
-func (s *scenario) logEvent(ev fleet.Event) {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	if !s.ended {
-		s.t.Logf("%7.3fs %s", ev.At.Sub(s.t0).Seconds(), ev)
-	}
-}
+var namespaces atomic.Int64
 
 // namespaceFor names a test's namespace after it: TestFooBar -> foo-bar-<n>.
 func namespaceFor(t *testing.T) string {
@@ -378,7 +282,7 @@ func (s *scenario) within(d time.Duration) context.Context {
 
 // waitFor returns the first event (recorded before or after the call) that
 // matches, failing the test after d.
-func (s *scenario) waitFor(d time.Duration, what string, match func(fleet.Event) bool) fleet.Event {
+func (s *scenario) waitFor(d time.Duration, what string, match func(timeline.Event) bool) timeline.Event {
 	s.t.Helper()
 	ev, err := s.f.WaitFor(s.within(d), match)
 	require.NoError(s.t, err, what)
@@ -403,7 +307,7 @@ func (s *scenario) exporting(r *fleet.Replica) {
 }
 
 // count is the number of recorded events that match.
-func (s *scenario) count(match func(fleet.Event) bool) int {
+func (s *scenario) count(match func(timeline.Event) bool) int {
 	n := 0
 	for _, ev := range s.f.Events() {
 		if match(ev) {
@@ -417,7 +321,7 @@ func (s *scenario) count(match func(fleet.Event) bool) int {
 func (s *scenario) proxy(r *fleet.Replica) *tcpproxy.Proxy {
 	for i, x := range s.f.Replicas() {
 		if x == r {
-			return s.proxies[i]
+			return s.run.Proxies[i]
 		}
 	}
 	s.t.Fatalf("no replica %s", r.Name)
@@ -461,17 +365,17 @@ func (s *scenario) hold(until time.Time) {
 // checkWatched checks that every replica that campaigned watched the Lease
 // (deploy/'s Role allows it), so that its handovers were the watch's and not
 // a poll's.
-func (s *scenario) checkWatched(events []fleet.Event) {
+func (s *scenario) checkWatched(events []timeline.Event) {
 	campaigned, watched := map[string]bool{}, map[string]bool{}
 	for _, ev := range events {
 		switch ev.Kind {
-		case fleet.Campaigning:
+		case timeline.Campaigning:
 			campaigned[ev.Replica] = true
-		case fleet.Watching:
+		case timeline.Watching:
 			watched[ev.Replica] = true
 		}
 	}
 	for r := range campaigned {
-		assert.True(s.t, watched[r], "%s never watched the Lease (%q)", r, fleet.Watching)
+		assert.True(s.t, watched[r], "%s never watched the Lease (%q)", r, timeline.Watching)
 	}
 }

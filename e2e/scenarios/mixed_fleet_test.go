@@ -15,7 +15,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/audit"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/clientgo"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 var mixedSeed = flag.Uint64("mixed-seed", 0, "seed of TestMixedFleetWithClientGo's random choices (0: from the clock)")
@@ -173,7 +173,7 @@ func TestMixedFleetWithClientGo(t *testing.T) {
 	require.NoError(t, s.cg.Stop(20*time.Second))
 	require.NoError(t, s.f.Stop(20*time.Second))
 	spans := s.spans()
-	require.NoError(t, fleet.CheckDisjoint(spans), "overlap in the logs")
+	require.NoError(t, timeline.CheckDisjoint(spans), "overlap in the logs")
 	s.mixedFigures(trials, spans, seen)
 }
 
@@ -189,7 +189,7 @@ func TestMixedOverlapChecksCanFail(t *testing.T) {
 	c := s.cg.Candidates()[0]
 	require.NoError(t, c.Start())
 	s.exporting(s.leader(time.Minute))
-	_, err := s.cg.WaitFor(s.within(time.Minute), func(ev fleet.Event) bool { return ev.Kind == clientgo.StartedLeading })
+	_, err := s.cg.WaitFor(s.within(time.Minute), func(ev timeline.Event) bool { return ev.Kind == clientgo.StartedLeading })
 	require.NoError(t, err)
 	require.True(t, c.Leading())
 	require.True(t, s.f.Replicas()[0].Leading(), "both active at once")
@@ -200,14 +200,14 @@ func (s *scenario) waitCampaigning(m member) {
 	s.t.Helper()
 	pid := m.proc.PID()
 	if m.clientGo {
-		_, err := s.cg.WaitFor(s.within(time.Minute), func(ev fleet.Event) bool {
+		_, err := s.cg.WaitFor(s.within(time.Minute), func(ev timeline.Event) bool {
 			return ev.PID == pid && ev.Kind == clientgo.Campaigning
 		})
 		require.NoError(s.t, err, "%s campaigns", m.name)
 		return
 	}
-	s.waitFor(time.Minute, m.name+" campaigns", func(ev fleet.Event) bool {
-		return ev.PID == pid && ev.Kind == fleet.Campaigning
+	s.waitFor(time.Minute, m.name+" campaigns", func(ev timeline.Event) bool {
+		return ev.PID == pid && ev.Kind == timeline.Campaigning
 	})
 }
 
@@ -270,9 +270,9 @@ func (s *scenario) members() []member {
 // another member started after it), checks the timing rules (a SIGKILLed
 // leader's Lease is waited out, a SIGTERMed leader's released one is taken
 // at once) and logs the figures.
-func (s *scenario) mixedFigures(trials []mixedTrial, spans []fleet.GroupSpan, seen map[string]int) {
+func (s *scenario) mixedFigures(trials []mixedTrial, spans []timeline.GroupSpan, seen map[string]int) {
 	t := s.t
-	reqs, err := s.audit.Settle(10 * time.Second) // every process has stopped
+	reqs, err := s.run.Lease.Audit.Settle(10 * time.Second) // every process has stopped
 	require.NoError(t, err, "reading the audit log")
 	byKind := map[string][]time.Duration{}
 	for i := range trials {
@@ -280,7 +280,7 @@ func (s *scenario) mixedFigures(trials []mixedTrial, spans []fleet.GroupSpan, se
 		if !tr.leading {
 			continue
 		}
-		var prev, next *fleet.GroupSpan
+		var prev, next *timeline.GroupSpan
 		for j := range spans {
 			sp := &spans[j]
 			if sp.Replica == tr.victim.name && !sp.Start.After(tr.at) {

@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestOneLeaderReportsTheClusterOnce: of three replicas exactly one runs the
@@ -21,7 +21,7 @@ import (
 func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	s := start(t, options{})
 	leader := s.leader(time.Minute)
-	span := fleet.GroupSpans(s.f.Events())[0]
+	span := timeline.GroupSpans(s.f.Events())[0]
 
 	var (
 		mu      sync.Mutex
@@ -81,7 +81,7 @@ func TestOneLeaderReportsTheClusterOnce(t *testing.T) {
 	}
 	t.Logf("%d Events created, %d exported exactly once", len(created), len(exported()))
 
-	assert.Len(t, fleet.GroupSpans(s.f.Events()), 1, "one group ran, the whole time")
+	assert.Len(t, timeline.GroupSpans(s.f.Events()), 1, "one group ran, the whole time")
 	var names []string
 	for _, b := range leader.Batches() {
 		names = append(names, b.MetricNames...)

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestOverlapChecksCanFail proves the final checks of every scenario can
@@ -38,7 +38,7 @@ func TestOverlapChecksCanFail(t *testing.T) {
 	for _, r := range s.f.Replicas() {
 		s.exporting(r)
 	}
-	require.Len(t, fleet.GroupSpans(s.f.Events()), 2)
+	require.Len(t, timeline.GroupSpans(s.f.Events()), 2)
 }
 
 // leaseRBACIn gives ServiceAccount sa (of the scenario's namespace)

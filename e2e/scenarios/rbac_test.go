@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestLeaseRBACRemovedThenRestored: without the Lease's RoleBinding no
@@ -32,31 +32,31 @@ func TestLeaseRBACRemovedThenRestored(t *testing.T) {
 	}
 	s.waitLeaseRBAC(false)
 	for _, r := range s.f.Replicas() {
-		ev := s.waitFor(renewDeadline+10*time.Second, r.Name+" reports the Lease unreachable", func(ev fleet.Event) bool {
-			return ev.Replica == r.Name && ev.Kind == fleet.LeaseUnreachable && ev.At.After(removed)
+		ev := s.waitFor(renewDeadline+10*time.Second, r.Name+" reports the Lease unreachable", func(ev timeline.Event) bool {
+			return ev.Replica == r.Name && ev.Kind == timeline.LeaseUnreachable && ev.At.After(removed)
 		})
 		assert.Contains(t, ev.Error, "forbidden")
 	}
-	s.waitFor(renewDeadline+10*time.Second, "the leader stops its group", func(ev fleet.Event) bool {
-		return ev.Replica == old.Name && ev.Kind == fleet.GroupStopped && ev.At.After(removed)
+	s.waitFor(renewDeadline+10*time.Second, "the leader stops its group", func(ev timeline.Event) bool {
+		return ev.Replica == old.Name && ev.Kind == timeline.GroupStopped && ev.At.After(removed)
 	})
 	s.hold(time.Now().Add(leaseDuration + 2*retryPeriod)) // past the Lease's expiry
 
 	restored := time.Now()
 	require.NoError(t, cluster.ApplyDeployRBACIn(t.Context(), s.cp.RESTConfig(), deployDir, cluster.RBACTarget{Namespace: s.ns, ServiceAccounts: s.sas}))
 	for _, r := range s.f.Replicas() {
-		s.waitFor(30*time.Second, r.Name+" reaches the Lease again", func(ev fleet.Event) bool {
-			return ev.Replica == r.Name && ev.Kind == fleet.LeaseReachable && ev.At.After(restored)
+		s.waitFor(30*time.Second, r.Name+" reaches the Lease again", func(ev timeline.Event) bool {
+			return ev.Replica == r.Name && ev.Kind == timeline.LeaseReachable && ev.At.After(restored)
 		})
 	}
 	s.exporting(s.leader(30 * time.Second))
 
-	assert.Zero(t, s.count(func(ev fleet.Event) bool {
-		return ev.Kind == fleet.GroupStarted && ev.At.After(removed) && ev.At.Before(restored)
+	assert.Zero(t, s.count(func(ev timeline.Event) bool {
+		return ev.Kind == timeline.GroupStarted && ev.At.After(removed) && ev.At.Before(restored)
 	}), "no group started without the RBAC")
 	for _, r := range s.f.Replicas() {
-		for _, k := range []fleet.Kind{fleet.LeaseUnreachable, fleet.LeaseReachable} {
-			assert.Equal(t, 1, s.count(func(ev fleet.Event) bool {
+		for _, k := range []timeline.Kind{timeline.LeaseUnreachable, timeline.LeaseReachable} {
+			assert.Equal(t, 1, s.count(func(ev timeline.Event) bool {
 				return ev.Replica == r.Name && ev.Kind == k && ev.At.After(removed)
 			}), "%s logs %q once", r.Name, k)
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestGroupThatCannotStartGivesTheLeaseAway: on replica-1 the group's otlp
@@ -32,13 +32,13 @@ func TestGroupThatCannotStartGivesTheLeaseAway(t *testing.T) {
 	broken := s.f.Replicas()[0]
 
 	require.NoError(t, broken.Start())
-	failed := s.waitFor(time.Minute, broken.Name+" fails to start its group", func(ev fleet.Event) bool {
-		return ev.Replica == broken.Name && ev.Kind == fleet.GroupStartFailed
+	failed := s.waitFor(time.Minute, broken.Name+" fails to start its group", func(ev timeline.Event) bool {
+		return ev.Replica == broken.Name && ev.Kind == timeline.GroupStartFailed
 	})
 	assert.Contains(t, failed.Error, "receivers::otlp")
 	assert.Contains(t, failed.Error, "address already in use")
-	s.waitFor(10*time.Second, broken.Name+" gives the Lease back", func(ev fleet.Event) bool {
-		return ev.Replica == broken.Name && ev.Kind == fleet.Released && ev.Reason == "group failed to start"
+	s.waitFor(10*time.Second, broken.Name+" gives the Lease back", func(ev timeline.Event) bool {
+		return ev.Replica == broken.Name && ev.Kind == timeline.Released && ev.Reason == "group failed to start"
 	})
 
 	for _, r := range s.f.Replicas()[1:] {
@@ -47,10 +47,10 @@ func TestGroupThatCannotStartGivesTheLeaseAway(t *testing.T) {
 	leader := s.leader(time.Minute)
 	assert.NotEqual(t, broken.Name, leader.Name)
 	s.exporting(leader)
-	assert.Zero(t, s.count(func(ev fleet.Event) bool { return ev.Replica == broken.Name && ev.Kind == fleet.GroupStarted }))
+	assert.Zero(t, s.count(func(ev timeline.Event) bool { return ev.Replica == broken.Name && ev.Kind == timeline.GroupStarted }))
 	assert.Eventually(t, func() bool {
-		return s.count(func(ev fleet.Event) bool { return ev.Replica == broken.Name && ev.Kind == fleet.GroupStartFailed }) ==
-			s.count(func(ev fleet.Event) bool { return ev.Replica == broken.Name && ev.Kind == fleet.Released })
+		return s.count(func(ev timeline.Event) bool { return ev.Replica == broken.Name && ev.Kind == timeline.GroupStartFailed }) ==
+			s.count(func(ev timeline.Event) bool { return ev.Replica == broken.Name && ev.Kind == timeline.Released })
 	}, 10*time.Second, 100*time.Millisecond, "every failed start gave the Lease back")
 	assert.True(t, broken.Running(), "a group that cannot start does not take the collector down")
 }

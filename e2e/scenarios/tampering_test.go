@@ -15,6 +15,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/internal/tcpproxy"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 // TestLeaseDeletedByHand: the Lease deleted under a running fleet, five
@@ -48,8 +49,8 @@ func TestLeaseDeletedUnderPartitionedLeader(t *testing.T) {
 
 	healed := time.Now()
 	require.NoError(t, s.proxy(old).Restore())
-	s.waitFor(30*time.Second, "the healed replica reaches the Lease again", func(ev fleet.Event) bool {
-		return ev.Replica == old.Name && ev.Kind == fleet.LeaseReachable && ev.At.After(healed)
+	s.waitFor(30*time.Second, "the healed replica reaches the Lease again", func(ev timeline.Event) bool {
+		return ev.Replica == old.Name && ev.Kind == timeline.LeaseReachable && ev.At.After(healed)
 	})
 	assert.Equal(t, []*fleet.Replica{next}, s.f.Leaders())
 }
@@ -74,8 +75,8 @@ func TestLeaseHolderOverwrittenByHand(t *testing.T) {
 		_, err = leases.Update(t.Context(), lease, metav1.UpdateOptions{})
 		return err
 	}))
-	lost := s.waitFor(10*time.Second, "the leader sees the intruder", func(ev fleet.Event) bool {
-		return ev.Replica == old.Name && ev.Kind == fleet.Lost
+	lost := s.waitFor(10*time.Second, "the leader sees the intruder", func(ev timeline.Event) bool {
+		return ev.Replica == old.Name && ev.Kind == timeline.Lost
 	})
 	assert.Contains(t, lost.Error, `"intruder"`)
 	s.exporting(s.converged(30*time.Second, "", overwritten))
@@ -104,7 +105,7 @@ func (s *scenario) converged(d time.Duration, gone types.UID, tampered time.Time
 		require.Len(c, leaders, 1)
 		started := time.Time{}
 		for _, ev := range s.f.Events() {
-			if ev.Replica == leaders[0].Name && ev.Kind == fleet.GroupStarted {
+			if ev.Replica == leaders[0].Name && ev.Kind == timeline.GroupStarted {
 				started = ev.At
 			}
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/controlplane"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/harness"
 )
 
 type options struct {
@@ -248,7 +249,7 @@ func run(ctx context.Context, o options) (err error) {
 		order, o.replicas, o.gracefulTrials, o.crashTrials, crashCounts, o.crashTrialsPerCount, est/60)
 	say("work directory %s", workDir)
 
-	cp, err := controlplane.Start(ctx, controlplane.Options{Progress: progress{}})
+	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: progress{}})
 	if err != nil {
 		return err
 	}
@@ -259,12 +260,9 @@ func run(ctx context.Context, o options) (err error) {
 	}()
 	cs := cp.Clientset()
 	say("control plane %s", cp.Host)
-	if err := cluster.SeedDemo(ctx, cs, "demo", true); err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
 	ectx, cancelEvents := context.WithCancel(ctx)
 	defer cancelEvents()
-	go cluster.EmitEvents(ectx, cs, "demo", o.eventEvery, nil, nil)
+	go cluster.EmitEvents(ectx, cs, harness.DemoNamespace, o.eventEvery, nil, nil)
 	// Each replica its own ServiceAccount (the same permissions), for both
 	// distributions: the audit log tells the replicas' requests apart (P3
 	// from outside).
@@ -276,8 +274,8 @@ func run(ctx context.Context, o options) (err error) {
 			sas[i] = fleet.ReplicaName(i + 1)
 		}
 		// deploy/'s RBAC, moved to this distribution's namespace and Lease.
-		if err := cluster.ApplyDeployRBACIn(ctx, cp.RESTConfig(), o.deployDir,
-			cluster.RBACTarget{Namespace: im.Namespace, LeaseName: im.LeaseName, ServiceAccounts: sas}); err != nil {
+		if _, err := harness.NewLease(ctx, cp, harness.LeaseOptions{DeployDir: o.deployDir,
+			Namespace: im.Namespace, Name: im.LeaseName, ServiceAccounts: sas}); err != nil {
 			return fmt.Errorf("RBAC for %s: %w", name, err)
 		}
 		for _, sa := range sas {

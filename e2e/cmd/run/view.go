@@ -14,6 +14,7 @@ import (
 
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/cluster"
 	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/fleet"
+	"github.com/leaderreceivercreator/leaderreceivercreator/e2e/timeline"
 )
 
 var (
@@ -85,35 +86,35 @@ func (v *view) banner() {
 	}
 }
 
-func (v *view) event(ev fleet.Event) {
+func (v *view) event(ev timeline.Event) {
 	at := ""
 	switch ev.Kind {
-	case fleet.ProcessStarted:
+	case timeline.ProcessStarted:
 		say("%s started (pid %d)", ev.Replica, ev.PID)
-	case fleet.Campaigning:
+	case timeline.Campaigning:
 		say("%s campaigning for lease %s as %q", ev.Replica, ev.Lease, ev.Identity)
-	case fleet.Acquired:
+	case timeline.Acquired:
 		say("%s acquired the lease", ev.Replica)
-	case fleet.GroupStarted:
+	case timeline.GroupStarted:
 		if !v.killedAt.IsZero() {
 			at = fmt.Sprintf(" (%.1fs after the kill)", ev.At.Sub(v.killedAt).Seconds())
 		}
 		say(">>> %s is the LEADER: started %s%s", ev.Replica, strings.Join(ev.Receivers, ", "), at)
-	case fleet.GroupStartFailed:
+	case timeline.GroupStartFailed:
 		say("%s failed to start its group: %s", ev.Replica, ev.Error)
-	case fleet.Lost:
+	case timeline.Lost:
 		say("%s LOST the lease: %s", ev.Replica, ev.Error)
-	case fleet.GroupStopped, fleet.GroupStopErrors:
+	case timeline.GroupStopped, timeline.GroupStopErrors:
 		say("<<< %s stopped its group (%s)", ev.Replica, ev.Reason)
-	case fleet.Released:
+	case timeline.Released:
 		say("%s released the lease (%s)", ev.Replica, ev.Reason)
-	case fleet.LeftToExpire, fleet.ReleaseFailed, fleet.NotReleased:
+	case timeline.LeftToExpire, timeline.ReleaseFailed, timeline.NotReleased:
 		say("%s: %s (%s)", ev.Replica, ev.Kind, ev.Reason)
-	case fleet.LeaseUnreachable:
+	case timeline.LeaseUnreachable:
 		say("%s %s: %s", ev.Replica, ev.Kind, ev.Error)
-	case fleet.LeaseReachable:
+	case timeline.LeaseReachable:
 		say("%s: %s", ev.Replica, ev.Kind)
-	case fleet.ProcessExited:
+	case timeline.ProcessExited:
 		say("%s (pid %d) exited with code %d", ev.Replica, ev.PID, ev.ExitCode)
 		if ev.ExitCode > 0 { // -1 is a signal; 2 is a Go panic
 			v.abnormal = true
@@ -135,11 +136,11 @@ func (v *view) event(ev fleet.Event) {
 }
 
 // log shows the collectors' warnings and errors that are not events above.
-func (v *view) log(replica string, l fleet.LogLine) {
+func (v *view) log(replica string, l timeline.LogLine) {
 	if l.Level != "warn" && l.Level != "error" && l.Level != "fatal" && l.Level != "panic" {
 		return
 	}
-	if _, ok := fleet.ParseKind(l.Msg); ok {
+	if _, ok := timeline.ParseKind(l.Msg); ok {
 		return
 	}
 	msg := l.Msg
@@ -180,7 +181,7 @@ func (v *view) status() {
 func (v *view) summary() error {
 	f := v.fleet
 	events := f.Events()
-	spans := fleet.GroupSpans(events)
+	spans := timeline.GroupSpans(events)
 	say("group spans (sub-receiver group running):")
 	for _, t := range spans {
 		end := "still running"
@@ -203,7 +204,7 @@ func (v *view) summary() error {
 	if len(spans) == 0 {
 		errs = append(errs, errors.New("no replica ever started the group"))
 	}
-	if err := fleet.CheckSingleLeader(events); err != nil {
+	if err := timeline.CheckSingleLeader(events); err != nil {
 		errs = append(errs, err)
 	}
 	if err := f.CheckDataOnlyFromLeaders(fleet.ExportSlack); err != nil {

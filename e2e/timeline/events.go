@@ -1,4 +1,4 @@
-package fleet
+package timeline
 
 import (
 	"fmt"
@@ -53,9 +53,10 @@ func ParseKind(msg string) (Kind, bool) {
 	return k, ok
 }
 
-// Event is a leader-election log line of a replica, or the start or exit of
-// its process. At is when the harness saw it, on the harness's monotonic
-// clock, so events of different replicas can be ordered.
+// Event is a leader-election log line of a replica (or, with package
+// clientgo's Kinds, of a client-go candidate), or the start or exit of its
+// process. At is when the harness saw it, on the harness's monotonic clock,
+// so events of different processes can be ordered.
 type Event struct {
 	Replica   string
 	PID       int
@@ -88,8 +89,9 @@ func (e Event) String() string {
 	return b.String()
 }
 
-// eventFromLog returns the Event for a leader-election log line.
-func eventFromLog(replica string, pid int, at time.Time, l LogLine) (Event, bool) {
+// EventFromLog returns the Event of a leader-election log line of
+// leader_receiver_creator, seen at at in the log of process pid of replica.
+func EventFromLog(replica string, pid int, at time.Time, l LogLine) (Event, bool) {
 	k, ok := logKinds[l.Msg]
 	if !ok {
 		return Event{}, false

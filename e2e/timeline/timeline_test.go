@@ -1,6 +1,7 @@
-package fleet
+package timeline
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestParseLogLineJSON(t *testing.T) {
 	assert.Equal(t, "info", l.Level)
 	assert.Equal(t, "leader group started", l.Msg)
 	assert.Equal(t, time.Date(2026, 11, 25, 9, 55, 43, 346e6, time.UTC), l.Time.UTC())
-	ev, ok := eventFromLog("replica-1", 7, time.Now(), l)
+	ev, ok := EventFromLog("replica-1", 7, time.Now(), l)
 	require.True(t, ok)
 	assert.Equal(t, GroupStarted, ev.Kind)
 	assert.Equal(t, "ns/l", ev.Lease)
@@ -30,21 +31,6 @@ func TestParseLogLineConsole(t *testing.T) {
 	assert.Equal(t, "shutdown", l.String("reason"))
 	_, ok = ParseLogLine([]byte("goroutine 1 [running]:"))
 	assert.False(t, ok)
-}
-
-func TestParseBatch(t *testing.T) {
-	b, ok := parseBatch([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"k8s.pod.phase","gauge":{"dataPoints":[{},{}]}},{"name":"k8s.deployment.desired","sum":{"dataPoints":[{}]}}]}]}]}`), time.Now())
-	require.True(t, ok)
-	assert.Equal(t, "metrics", b.Signal)
-	assert.Equal(t, 2, b.Metrics)
-	assert.Equal(t, 3, b.DataPoints)
-	assert.Equal(t, []string{"k8s.pod.phase", "k8s.deployment.desired"}, b.MetricNames)
-
-	b, ok = parseBatch([]byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k8s.event.uid","value":{"stringValue":"u1"}}]},{}]}]}]}`), time.Now())
-	require.True(t, ok)
-	assert.Equal(t, "logs", b.Signal)
-	assert.Equal(t, 2, b.LogRecords)
-	assert.Equal(t, []string{"u1"}, b.EventUIDs)
 }
 
 func TestTermsAndSingleLeader(t *testing.T) {
@@ -66,4 +52,35 @@ func TestTermsAndSingleLeader(t *testing.T) {
 
 	overlapping := slices.Concat(events, []Event{{Replica: "replica-1", PID: 4, Kind: GroupStarted, At: at(8)}})
 	assert.ErrorContains(t, CheckSingleLeader(overlapping), "replica-2 (pid 2)")
+}
+
+// Events of several processes race to the Recorder: it keeps them ordered
+// by At, calls OnEvent in recording order, and WaitFor sees events recorded
+// before and after the call.
+func TestRecorder(t *testing.T) {
+	t0 := time.Now()
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var seen []Kind
+	r := NewRecorder(func(ev Event) { seen = append(seen, ev.Kind) })
+	r.Record(Event{Replica: "replica-1", Kind: Campaigning, At: at(2)})
+	r.Record(Event{Replica: "replica-2", Kind: ProcessStarted, At: at(1)})
+	assert.Equal(t, []Kind{Campaigning, ProcessStarted}, seen, "in recording order")
+	evs := r.Events()
+	require.Len(t, evs, 2)
+	assert.Equal(t, ProcessStarted, evs[0].Kind, "ordered by At")
+
+	ev, err := r.WaitFor(t.Context(), func(ev Event) bool { return ev.Kind == Campaigning })
+	require.NoError(t, err)
+	assert.Equal(t, "replica-1", ev.Replica)
+	changed := r.Changed()
+	go r.Record(Event{Replica: "replica-2", Kind: GroupStarted, At: at(3)})
+	ev, err = r.WaitFor(t.Context(), func(ev Event) bool { return ev.Kind == GroupStarted })
+	require.NoError(t, err)
+	assert.Equal(t, "replica-2", ev.Replica)
+	<-changed
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = r.WaitFor(ctx, func(Event) bool { return false })
+	assert.ErrorIs(t, err, context.Canceled)
 }
