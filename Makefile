@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench clean
+.PHONY: run test checks pins unit unit-newest bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench scale standby-cost clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -162,6 +162,14 @@ controlplane:
 ## bench: handover measurements, ours and contrib's k8s_leader_elector side by side (BENCH_FLAGS=--quick for a smoke run)
 bench: distribution $(BIN)/otelcol-peer
 	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
+
+## scale: 1, 10 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
+scale: distribution
+	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader $(SCALE_FLAGS)
+
+## standby-cost: RSS of a standby of distribution/config.yaml's block against the same binary without our block, 7 pairs read 60 s after start (docs/performance.md; not part of make test)
+standby-cost: distribution
+	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader --standby-cost --out standby-cost-results.json $(SCALE_FLAGS)
 
 clean:
 	rm -rf $(BIN)
