@@ -75,6 +75,21 @@ func TestBlockSpansAndLogOverlaps(t *testing.T) {
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), la)
 
+	// The collector's own timestamps win over when the harness read the
+	// lines: replica-1's stop read after replica-2's start is no overlap
+	// when replica-1 logged it before.
+	late := []timeline.Event{
+		ev("replica-1", 1, timeline.GroupStarted, la, 1),
+		ev("replica-2", 2, timeline.GroupStarted, la, 10.03),
+		ev("replica-1", 1, timeline.GroupStopped, la, 10.05),
+	}
+	late[1].Line.Time, late[2].Line.Time = at(10.02), at(10.01)
+	assert.Empty(t, LogOverlaps(BlockSpans(late)))
+	late[2].Line.Time = at(10.02)
+	assert.Empty(t, LogOverlaps(BlockSpans(late)), "the same millisecond: no overlap")
+	late[2].Line.Time = at(10.04)
+	assert.Len(t, LogOverlaps(BlockSpans(late)), 1)
+
 	// A process exit closes every span of that process.
 	evs = []timeline.Event{ev("replica-1", 1, timeline.GroupStarted, la, 1), ev("replica-1", 1, timeline.GroupStarted, lb, 1),
 		ev("replica-1", 1, timeline.ProcessExited, "", 5)}

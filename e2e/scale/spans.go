@@ -27,8 +27,20 @@ type BlockSpan struct {
 
 // BlockSpans derives every block's group spans from events ordered by At.
 // timeline.GroupSpans keeps one open span per process; a process with
-// many blocks runs one per Lease.
+// many blocks runs one per Lease. A span's start and end are the
+// collector's own timestamps of its lines (every process runs on this
+// host's clock; milliseconds in distribution/config.yaml's JSON encoding),
+// else when the harness read them: a process that logs fifty stops in a
+// burst has its lines read up to tens of milliseconds late, after the next
+// leader's "leader group started" was read from its own pipe, which would
+// show handovers that were in order as overlaps.
 func BlockSpans(events []timeline.Event) []BlockSpan {
+	when := func(ev timeline.Event) time.Time {
+		if !ev.Line.Time.IsZero() {
+			return ev.Line.Time
+		}
+		return ev.At
+	}
 	type key struct {
 		pid   int
 		lease string
@@ -39,11 +51,11 @@ func BlockSpans(events []timeline.Event) []BlockSpan {
 		switch ev.Kind {
 		case timeline.GroupStarted:
 			open[key{ev.PID, ev.Lease}] = len(spans)
-			spans = append(spans, BlockSpan{Lease: ev.Lease, Replica: ev.Replica, PID: ev.PID, Start: ev.At})
+			spans = append(spans, BlockSpan{Lease: ev.Lease, Replica: ev.Replica, PID: ev.PID, Start: when(ev)})
 		case timeline.GroupStopped, timeline.GroupStopErrors:
 			k := key{ev.PID, ev.Lease}
 			if i, ok := open[k]; ok {
-				spans[i].End = ev.At
+				spans[i].End = when(ev)
 				delete(open, k)
 			}
 		case timeline.ProcessExited:
