@@ -5,7 +5,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOBIN := $(BIN)
 
-.PHONY: run test checks pins unit unit-newest alerts-test alerts-run bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench lossless clean
+.PHONY: run test checks pins unit unit-newest alerts-test alerts-run bump-collector stress generate generate-check vet lint distribution distribution-newest controlplane e2e e2e-builds e2e-compile e2e-run compat bench lossless scale standby-cost clean
 
 ## run: build the distribution and run three replicas against $KUBECONFIG or a local control plane
 run: distribution
@@ -190,6 +190,14 @@ bench: distribution $(BIN)/otelcol-peer
 lossless: distribution $(BIN)/otelcol-peer
 	cd e2e && $(GO) run ./cmd/lossless --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer \
 	  --out $(BIN)/lossless-results.json --markdown $(BIN)/lossless.md $(LOSSLESS_FLAGS)
+
+## scale: 1, 10 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
+scale: distribution
+	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader $(SCALE_FLAGS)
+
+## standby-cost: RSS of a standby of distribution/config.yaml's block against the same binary without our block, 7 pairs read 60 s after start (docs/performance.md; not part of make test)
+standby-cost: distribution
+	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader --standby-cost --out standby-cost-results.json $(SCALE_FLAGS)
 
 clean:
 	rm -rf $(BIN)

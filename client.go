@@ -9,14 +9,17 @@ import (
 	"os"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
 // kubeClient reads and writes the Lease in one cluster.
 type kubeClient struct {
-	kubernetes.Interface
+	// leases is the coordination.k8s.io/v1 client, not a whole clientset:
+	// building a client for every API group would run code that a standby
+	// never needs (docs/performance.md, "A standby's own cost").
+	leases coordinationv1client.LeasesGetter
 	// cluster names the API server: its URL and a digest of the CA that
 	// verifies it. Two configurations that reach one server (two kubeconfig
 	// contexts, say) name the same cluster.
@@ -25,7 +28,9 @@ type kubeClient struct {
 
 // newKubeClient builds the client that reads and writes the Lease. It is the
 // one place tests inject a client: a fake clientset per configuration.
-var newKubeClient = func(cfg *Config) (kubeClient, error) {
+var newKubeClient = buildKubeClient
+
+func buildKubeClient(cfg *Config) (kubeClient, error) {
 	restCfg, err := restConfig(cfg)
 	if err != nil {
 		return kubeClient{}, err
@@ -34,8 +39,8 @@ var newKubeClient = func(cfg *Config) (kubeClient, error) {
 	if err != nil {
 		return kubeClient{}, err
 	}
-	c, err := kubernetes.NewForConfig(restCfg)
-	return kubeClient{Interface: c, cluster: cluster}, err
+	c, err := coordinationv1client.NewForConfig(restCfg)
+	return kubeClient{leases: c, cluster: cluster}, err
 }
 
 // clusterName is the API server's URL, resolved as the client resolves it,

@@ -335,7 +335,7 @@ func newReplicaIn(t *testing.T, c *cluster, name string, cfg *Config, p *process
 	r, err := newRunner(cfg, set, name, p)
 	require.NoError(t, err)
 	client := c.client(&rp.fail, &rp.slow)
-	testClients.Store(cfg, kubeClient{Interface: client, cluster: fmt.Sprintf("cluster-%p", c)})
+	testClients.Store(cfg, kubeClient{leases: client.CoordinationV1(), cluster: fmt.Sprintf("cluster-%p", c)})
 	t.Cleanup(func() { testClients.Delete(cfg) })
 	r.exit = func(code int) { // the process ends: whatever it ran ends with it
 		rp.exitCode.Store(int64(code))

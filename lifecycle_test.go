@@ -22,6 +22,6 @@ func init() {
 		if c, ok := testClients.Load(cfg); ok {
 			return c.(kubeClient), nil
 		}
-		return kubeClient{Interface: fake.NewClientset(), cluster: "fake"}, nil
+		return kubeClient{leases: fake.NewClientset().CoordinationV1(), cluster: "fake"}, nil
 	}
 }

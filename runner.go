@@ -113,7 +113,7 @@ func (r *runner) start(host component.Host) error {
 		return err
 	}
 	el, err := elector.New(elector.Config{
-		Client:        kube.CoordinationV1(),
+		Client:        kube.leases,
 		Namespace:     ns,
 		Name:          le.LeaseName,
 		Identity:      r.identity,

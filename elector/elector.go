@@ -178,9 +178,31 @@ func (e *Elector) Campaign(ctx context.Context) (*Term, error) {
 		}
 		if !e.waitForNextAttempt(ctx, w, err != nil) {
 			w.stop()
+			e.giveBackUnconfirmed()
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// giveBackUnconfirmed releases the Lease, when Campaign returns without a
+// term, if a write whose answer was lost (typically the update that takes a
+// released Lease, cancelled in flight by a shutdown) may have made this
+// candidate its holder: otherwise the Lease names a candidate that never
+// renews it, and the next one waits lease_duration. release writes only over
+// a version of this candidate's own (S6), and this candidate ran nothing in
+// it. Not after a create whose answer was lost within lease_duration: that
+// Lease is waited out, as every created Lease is (S5). Bounded by a retry
+// period: a shutdown does not wait for an API server that does not answer.
+func (e *Elector) giveBackUnconfirmed() {
+	e.mu.Lock()
+	pending := len(e.unconfirmed) > 0 && (e.created.IsZero() || e.cfg.Clock.Since(e.created) >= e.cfg.LeaseDuration)
+	e.mu.Unlock()
+	if !pending {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryPeriod)
+	defer cancel()
+	_, _ = e.release(ctx)
 }
 
 // waitOutDeletedHolder holds a term, renewing it, until lease_duration after

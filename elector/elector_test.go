@@ -931,3 +931,41 @@ func TestReleaseLeavesAnotherRecordAtItsReusedResourceVersion(t *testing.T) {
 		assert.Equal(t, time.Now(), getLease(t, cs).Spec.AcquireTime.Time, "the other candidate's record is left as it is")
 	})
 }
+
+// A Campaign cancelled (its collector shuts down) while the update that takes
+// a released Lease is in flight: the API server applied it, the answer is
+// lost. Campaign gives back what it may have won before it returns, so that
+// the next candidate does not wait lease_duration for a holder that never
+// renews. Before, with several replicas shutting down at once, one replica
+// took a Lease another released and exited holding it (make scale).
+// Invariant S6.
+func TestCancelledCampaignGivesBackAWriteWhoseAnswerWasLost(t *testing.T) {
+	forBothModes(t, func(t *testing.T, watched bool) {
+		cs := freeLeaseFor(watched)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var done atomic.Bool
+		cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if done.Swap(true) {
+				return false, nil, nil
+			}
+			if _, _, err := versioned(cs.Tracker())(a); err != nil {
+				panic(err)
+			}
+			cancel() // the shutdown, while the answer is on its way
+			return true, nil, context.Canceled
+		})
+		_, err := newElector(t, cs, "b").Campaign(ctx)
+		require.ErrorIs(t, err, context.Canceled)
+		l := getLease(t, cs)
+		assert.Empty(t, *l.Spec.HolderIdentity, "given back")
+		assert.Equal(t, int32(1), *l.Spec.LeaseDurationSeconds)
+
+		// The next candidate takes it at once.
+		start := time.Now()
+		term, err := newElector(t, cs, "c").Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Zero(t, time.Since(start))
+		term.Abandon()
+	})
+}
