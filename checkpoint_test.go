@@ -39,13 +39,13 @@ func storageOf(t *testing.T, rp *replica) storage.Client {
 	return client
 }
 
-// leaderWithCheckpoints starts a replica on c, waits until it leads, and
+// leaderWithCheckpoints starts replica a on c, waits until it leads, and
 // returns it with its member's lease_checkpoints client.
-func leaderWithCheckpoints(t *testing.T, c *cluster, name string, cfg *Config) (*replica, storage.Client) {
+func leaderWithCheckpoints(t *testing.T, c *cluster, cfg *Config) (*replica, storage.Client) {
 	t.Helper()
-	rp := newReplica(t, c, name, cfg)
+	rp := newReplica(t, c, "a", cfg)
 	rp.start(t)
-	waitFor(t, time.Minute, rp.leading, "%s did not lead", name)
+	waitFor(t, time.Minute, rp.leading, "a did not lead")
 	synctest.Wait()
 	return rp, storageOf(t, rp)
 }
@@ -71,7 +71,7 @@ func TestCheckpointsFollowTheLease(t *testing.T) {
 		require.NoError(t, c.tracker.Add(freeLease()))
 		writes := 0
 		c.onLeaseWrite = func(string, string, string) { writes++ }
-		a, client := leaderWithCheckpoints(t, c, "a", checkpointsConfig())
+		a, client := leaderWithCheckpoints(t, c, checkpointsConfig())
 		before := writes
 		for i := range 100 { // a member's checkpoints: many sets, no request each
 			require.NoError(t, client.Set(context.Background(), "latestResourceVersion/events", []byte{byte(i)}))
@@ -105,7 +105,7 @@ func TestCheckpointAfterTheFenceClosedIsRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
 		require.NoError(t, c.tracker.Add(freeLease()))
-		a, client := leaderWithCheckpoints(t, c, "a", checkpointsConfig())
+		a, client := leaderWithCheckpoints(t, c, checkpointsConfig())
 		require.NoError(t, client.Set(context.Background(), "rv", []byte("1")))
 		require.NoError(t, a.r.Shutdown(context.Background()))
 		// A goroutine of the member that outlived its Shutdown.
@@ -125,7 +125,7 @@ func TestCrashBetweenRenewalsResumesFromTheLastOneThatLanded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
 		require.NoError(t, c.tracker.Add(freeLease()))
-		a, client := leaderWithCheckpoints(t, c, "a", checkpointsConfig())
+		a, client := leaderWithCheckpoints(t, c, checkpointsConfig())
 		require.NoError(t, client.Set(context.Background(), "rv", []byte("10")))
 		time.Sleep(2 * time.Second) // renewed with rv 10
 		synctest.Wait()
@@ -152,7 +152,7 @@ func TestCheckpointOverMaxSizeIsRefused(t *testing.T) {
 		require.NoError(t, c.tracker.Add(freeLease()))
 		cfg := checkpointsConfig()
 		cfg.Checkpoints.MaxSize = 200
-		a, client := leaderWithCheckpoints(t, c, "a", cfg)
+		a, client := leaderWithCheckpoints(t, c, cfg)
 		require.NoError(t, client.Set(context.Background(), "rv", []byte("small")))
 		err := client.Set(context.Background(), "big", make([]byte, 300))
 		require.ErrorIs(t, err, storage.ErrStorageFull)
@@ -175,7 +175,7 @@ func TestCheckpointsSurviveEditsAndBadAnnotations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(newJournal())
 		require.NoError(t, c.tracker.Add(freeLease()))
-		a, client := leaderWithCheckpoints(t, c, "a", checkpointsConfig())
+		a, client := leaderWithCheckpoints(t, c, checkpointsConfig())
 		require.NoError(t, client.Set(context.Background(), "rv", []byte("1")))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()

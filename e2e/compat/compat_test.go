@@ -139,7 +139,7 @@ type result struct {
 	terms     int
 	perTerm   map[string][]int // items per term, by source
 	stats     map[string][]processStats
-	leaders   []string // by term - 1: the replica that led it
+	leaders   []string       // by term - 1: the replica that led it
 	explained map[string]int // explained warn/error lines, by reason
 	failed    bool
 }
