@@ -163,7 +163,7 @@ controlplane:
 bench: distribution $(BIN)/otelcol-peer
 	cd e2e && $(GO) run ./cmd/bench --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer $(BENCH_FLAGS)
 
-## scale: 1, 10 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
+## scale: 1, 10, 25 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
 scale: distribution
 	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader $(SCALE_FLAGS)
 
