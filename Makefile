@@ -191,7 +191,7 @@ lossless: distribution $(BIN)/otelcol-peer
 	cd e2e && $(GO) run ./cmd/lossless --collector $(BIN)/otelcol-leader --peer $(BIN)/otelcol-peer \
 	  --out $(BIN)/lossless-results.json --markdown $(BIN)/lossless.md $(LOSSLESS_FLAGS)
 
-## scale: 1, 10 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
+## scale: 1, 10, 25 and 50 leader_receiver_creator blocks (each its own Lease and one http_check) on 3 replicas: start, SIGTERM handover, CPU, RSS, API requests, overlap per block (docs/performance.md; SCALE_FLAGS=--help for the flags; not part of make test)
 scale: distribution
 	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader $(SCALE_FLAGS)
 

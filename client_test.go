@@ -68,7 +68,7 @@ func TestRestConfigPerAuthType(t *testing.T) {
 
 // A standby builds only the client of its Lease. A whole clientset (a client
 // for every API group, ~50) runs code it never needs again: with the kernel
-// mapping the binary's pages around each one touched, that was ~2.4 MiB of
+// mapping the binary's pages around each one touched, that was ~2.3 MiB of
 // a standby's RSS (docs/performance.md, "A standby's own cost").
 func TestKubeClientIsOnlyTheLeaseClient(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kubeconfig")

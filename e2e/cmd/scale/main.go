@@ -14,7 +14,7 @@
 //     distribution/config.yaml's block, pairs started together and read
 //     --after later, --runs times.
 //
-//     go run ./cmd/scale --collector ../bin/otelcol-leader --blocks 1,10,50
+//     go run ./cmd/scale --collector ../bin/otelcol-leader --blocks 1,10,25,50
 //     go run ./cmd/scale --collector ../bin/otelcol-leader --standby-cost
 package main
 
@@ -58,7 +58,7 @@ func realMain() int {
 	var o options
 	flag.StringVar(&o.collector, "collector", "../bin/otelcol-leader", "otelcol-leader binary")
 	flag.StringVar(&o.deployDir, "deploy-dir", "../deploy", "deploy/: the replicas' RBAC")
-	flag.StringVar(&o.blocks, "blocks", "1,10,50", "block counts, each measured on a fleet of its own")
+	flag.StringVar(&o.blocks, "blocks", "1,10,25,50", "block counts, each measured on a fleet of its own")
 	flag.IntVar(&o.trials, "trials", 8, "trials per block count: start of replica-1 alone, then SIGTERM to it (the first on a namespace without Leases)")
 	flag.DurationVar(&o.warmup, "warmup", 20*time.Second, "in the first trial, after the standbys watch every Lease, before the steady window")
 	flag.DurationVar(&o.window, "window", 60*time.Second, "steady window: CPU, RSS and requests")
