@@ -125,19 +125,6 @@ func steadyWindow(main bool, d time.Duration) time.Duration {
 	return d
 }
 
-func say(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-type progress struct{}
-
-func (progress) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		say("%s", line) // controlplane prefixes its own lines
-	}
-	return len(b), nil
-}
-
 func run(ctx context.Context, o options) (err error) {
 	abs := func(p *string) error {
 		if *p == "" {
@@ -177,7 +164,7 @@ func run(ctx context.Context, o options) (err error) {
 				Namespace: cluster.Namespace, LeaseName: cluster.LeaseName}
 		case "peer":
 			if o.peer == "" {
-				say("no --peer binary given: measuring ours only (build it with hack/build-peer.sh)")
+				harness.Say("no --peer binary given: measuring ours only (build it with hack/build-peer.sh)")
 				continue
 			}
 			impls[name] = bench.Impl{Name: "peer", Dialect: bench.Peer, Collector: o.peer, Config: o.peerConfig,
@@ -222,7 +209,7 @@ func run(ctx context.Context, o options) (err error) {
 		im.Collector = b.Copy
 		impls[name] = im
 		binaries = append(binaries, b)
-		say("%s: %s (sha256 %.12s, built %s), running a copy", name, b.Path, b.SHA256, b.Modified.Format(time.DateTime))
+		harness.Say("%s: %s (sha256 %.12s, built %s), running a copy", name, b.Path, b.SHA256, b.Modified.Format(time.DateTime))
 	}
 
 	report := &bench.Report{Started: time.Now(), Machine: bench.DescribeMachine(), Settings: bench.Settings{
@@ -244,22 +231,22 @@ func run(ctx context.Context, o options) (err error) {
 		est += float64(o.gracefulTrials)*gracefulSeconds + float64(o.crashTrials+len(crashCounts)*o.crashTrialsPerCount)*18 +
 			o.resourceWarmup.Seconds() + 2*float64(o.resourceSamples) + o.steadyWindow.Seconds() + float64(len(crashCounts)+1)*5
 	}
-	say("machine: %d CPUs (%s), %d MiB; load average %s", report.Machine.CPUs, report.Machine.CPUModel, report.Machine.MemoryMiB, report.Machine.LoadStart)
-	say("plan: %v; N=%d: P5, P4, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
+	harness.Say("machine: %d CPUs (%s), %d MiB; load average %s", report.Machine.CPUs, report.Machine.CPUModel, report.Machine.MemoryMiB, report.Machine.LoadStart)
+	harness.Say("plan: %v; N=%d: P5, P4, P1 %d × SIGTERM, P2 %d × SIGKILL; P6 at N=%v: %d × SIGKILL each; roughly %.0f minutes",
 		order, o.replicas, o.gracefulTrials, o.crashTrials, crashCounts, o.crashTrialsPerCount, est/60)
-	say("work directory %s", workDir)
+	harness.Say("work directory %s", workDir)
 
-	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: progress{}})
+	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: harness.Progress{}})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if serr := cp.Stop(); serr != nil {
-			say("stopping the control plane: %v", serr)
+			harness.Say("stopping the control plane: %v", serr)
 		}
 	}()
 	cs := cp.Clientset()
-	say("control plane %s", cp.Host)
+	harness.Say("control plane %s", cp.Host)
 	ectx, cancelEvents := context.WithCancel(ctx)
 	defer cancelEvents()
 	go cluster.EmitEvents(ectx, cs, harness.DemoNamespace, o.eventEvery, nil, nil)
@@ -331,11 +318,11 @@ func run(ctx context.Context, o options) (err error) {
 				Jitter: o.jitter, TrialTimeout: o.trialTimeout,
 				Dir:      bench.FleetDir(workDir, name, c.n),
 				AuditLog: cp.AuditLog,
-				Logf:     say,
+				Logf:     harness.Say,
 			})
-			say("[%s N=%d] done in %.0fs: overlap %.3fs in %d episodes; load average %s", name, c.n, res.WallSeconds, res.Overlap.Seconds, res.Overlap.Episodes, res.LoadEnd)
+			harness.Say("[%s N=%d] done in %.0fs: overlap %.3fs in %d episodes; load average %s", name, c.n, res.WallSeconds, res.Overlap.Seconds, res.Overlap.Episodes, res.LoadEnd)
 			if a := res.AuditOverlap; a != nil {
-				say("[%s N=%d] from outside (audit log): overlap %.3fs in %d episodes; %s", name, c.n, a.Seconds, a.Episodes, a.OutsideKinds())
+				harness.Say("[%s N=%d] from outside (audit log): overlap %.3fs in %d episodes; %s", name, c.n, a.Seconds, a.Episodes, a.OutsideKinds())
 			}
 			report.Configs = append(report.Configs, res)
 			if err := write(); err != nil { // partial results survive an interrupt
@@ -350,9 +337,9 @@ func run(ctx context.Context, o options) (err error) {
 	fmt.Println()
 	tableErr := report.PrintTable(os.Stdout)
 	fmt.Println()
-	say("results: %s", o.out)
+	harness.Say("results: %s", o.out)
 	if o.markdown != "" {
-		say("markdown: %s", o.markdown)
+		harness.Say("markdown: %s", o.markdown)
 	}
 
 	var problems []string
@@ -370,7 +357,7 @@ func run(ctx context.Context, o options) (err error) {
 		problems = append(problems, fmt.Sprintf("printing the table: %v", tableErr))
 	}
 	if len(problems) > 0 || o.keep || o.workDir != "" {
-		say("logs kept in %s", workDir)
+		harness.Say("logs kept in %s", workDir)
 	} else {
 		_ = os.RemoveAll(workDir)
 	}

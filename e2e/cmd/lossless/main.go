@@ -96,19 +96,6 @@ func realMain() int {
 	return 0
 }
 
-func say(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-type progress struct{}
-
-func (progress) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		say("%s", line)
-	}
-	return len(b), nil
-}
-
 // eventsNamespace is where the generator creates its Events; every
 // configuration watches it.
 const eventsNamespace = "lossless-events"
@@ -156,7 +143,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		binaries[b.peer] = snap.Copy
-		say("%s (sha256 %.12s, built %s), running a copy", b.path, snap.SHA256, snap.Modified.Format(time.DateTime))
+		harness.Say("%s (sha256 %.12s, built %s), running a copy", b.path, snap.SHA256, snap.Modified.Format(time.DateTime))
 	}
 
 	report := &lossless.Report{Started: time.Now(), Settings: lossless.Settings{
@@ -166,14 +153,14 @@ func run(ctx context.Context, o options) (err error) {
 		Source:      bench.GitDescribe(filepath.Dir(o.collector)),
 		Concurrency: "the configurations' fleets run at the same time against one control plane and one generator",
 	}}
-	say("work directory %s", workDir)
-	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: progress{}})
+	harness.Say("work directory %s", workDir)
+	cp, err := harness.StartControlPlane(ctx, controlplane.Options{Progress: harness.Progress{}})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if serr := cp.Stop(); serr != nil {
-			say("stopping the control plane: %v", serr)
+			harness.Say("stopping the control plane: %v", serr)
 		}
 	}()
 	cs := cp.Clientset()
@@ -226,7 +213,7 @@ func run(ctx context.Context, o options) (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: first leader: %w", f.Config.Name, err)
 		}
-		say("[%s] %d replicas up, %s leads", f.Config.Name, o.replicas, leader)
+		harness.Say("[%s] %d replicas up, %s leads", f.Config.Name, o.replicas, leader)
 	}
 
 	gen, err := lossless.NewGenerator(cp.RESTConfig(), eventsNamespace, lossless.EventPrefix, o.rate)
@@ -234,7 +221,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	gen.Start(ctx)
-	say("generator: %.1f Events/s in %s", o.rate, eventsNamespace)
+	harness.Say("generator: %.1f Events/s in %s", o.rate, eventsNamespace)
 	defer gen.Stop()
 	// Count only the Events created once every configuration's receivers
 	// have exported one: their first watches were open.
@@ -243,7 +230,7 @@ func run(ctx context.Context, o options) (err error) {
 		if watching[i], err = waitWatching(ctx, f.Sink, time.Minute); err != nil {
 			return fmt.Errorf("%s: %w", f.Config.Name, err)
 		}
-		say("[%s] both receivers export; counting the Events created from now on", f.Config.Name)
+		harness.Say("[%s] both receivers export; counting the Events created from now on", f.Config.Name)
 	}
 
 	errs := map[string]string{}
@@ -263,19 +250,19 @@ func run(ctx context.Context, o options) (err error) {
 				for i := 1; i <= step.n; i++ {
 					h, err := f.Handover(ctx, lossless.Trial{Signal: step.sig, Settle: step.settle, Jitter: o.jitter, Timeout: o.trialTimeout})
 					if err != nil {
-						say("[%s] ERROR: %v", f.Config.Name, err)
+						harness.Say("[%s] ERROR: %v", f.Config.Name, err)
 						mu.Lock()
 						errs[f.Config.Name] = err.Error()
 						mu.Unlock()
 						return
 					}
-					say("[%s] %s %d/%d: %s -> %s, group up after %.2fs", f.Config.Name, h.Signal, i, step.n, h.Leader, h.Next, h.Gap().Seconds())
+					harness.Say("[%s] %s %d/%d: %s -> %s, group up after %.2fs", f.Config.Name, h.Signal, i, step.n, h.Leader, h.Next, h.Gap().Seconds())
 				}
 			}
 		})
 	}
 	wg.Wait()
-	say("every configuration is done; the generator runs %s more", o.tail)
+	harness.Say("every configuration is done; the generator runs %s more", o.tail)
 	select {
 	case <-ctx.Done():
 	case <-time.After(o.tail):
@@ -283,7 +270,7 @@ func run(ctx context.Context, o options) (err error) {
 	gen.Stop()
 	from, to := gen.Span()
 	created := gen.Created()
-	say("generator stopped: %d Events in %.0fs, %d Creates failed; draining the sinks", len(created), to.Sub(from).Seconds(), len(gen.Errors()))
+	harness.Say("generator stopped: %d Events in %.0fs, %d Creates failed; draining the sinks", len(created), to.Sub(from).Seconds(), len(gen.Errors()))
 	drain(ctx, fleets)
 
 	report.Created = len(created)
@@ -313,7 +300,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		report.Tabulate(f, created, watching[i], end, o.timings.RetryPeriod)
 		if err := f.Stop(20 * time.Second); err != nil {
-			say("[%s] stopping: %v", f.Config.Name, err)
+			harness.Say("[%s] stopping: %v", f.Config.Name, err)
 		}
 		fleets[i] = nil
 	}
@@ -334,7 +321,7 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	say("results: %s", o.out)
+	harness.Say("results: %s", o.out)
 
 	var problems []string
 	for c, e := range errs {
@@ -344,7 +331,7 @@ func run(ctx context.Context, o options) (err error) {
 		problems = append(problems, "interrupted")
 	}
 	if len(problems) > 0 || o.keep || o.workDir != "" {
-		say("logs kept in %s", workDir)
+		harness.Say("logs kept in %s", workDir)
 	} else {
 		defer func() { _ = os.RemoveAll(workDir) }()
 	}

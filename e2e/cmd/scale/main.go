@@ -83,19 +83,6 @@ func realMain() int {
 	return 0
 }
 
-func say(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-type progress struct{}
-
-func (progress) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-		say("%s", line)
-	}
-	return len(b), nil
-}
-
 func run(ctx context.Context, o options) error {
 	for _, p := range []*string{&o.collector, &o.deployDir, &o.out} {
 		a, err := filepath.Abs(*p)
@@ -114,8 +101,8 @@ func run(ctx context.Context, o options) error {
 			defer func() { _ = os.RemoveAll(d) }()
 		}
 	}
-	say("work directory %s", o.workDir)
-	cpo := controlplane.Options{Progress: progress{}}
+	harness.Say("work directory %s", o.workDir)
+	cpo := controlplane.Options{Progress: harness.Progress{}}
 	if o.keep {
 		cpo.Dir = filepath.Join(o.workDir, "controlplane") // with the audit log
 	}
@@ -130,7 +117,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("--runs %d: at least 5", o.runs)
 		}
 		res, err := scale.StandbyCost(ctx, scale.StandbyOptions{ControlPlane: cp, Collector: o.collector, DeployDir: o.deployDir,
-			Dir: o.workDir, Runs: o.runs, After: o.after, Pprof: o.pprof, HoldFile: o.hold, Logf: say})
+			Dir: o.workDir, Runs: o.runs, After: o.after, Pprof: o.pprof, HoldFile: o.hold, Logf: harness.Say})
 		if err != nil {
 			return err
 		}
@@ -153,13 +140,13 @@ func run(ctx context.Context, o options) error {
 	var results []scale.Result
 	failed := false
 	for _, n := range counts {
-		say("%d blocks on 3 replicas, %d trials", n, o.trials)
+		harness.Say("%d blocks on 3 replicas, %d trials", n, o.trials)
 		res, err := scale.Run(ctx, scale.Options{ControlPlane: cp, Collector: o.collector, DeployDir: o.deployDir, Dir: o.workDir,
 			Blocks: n, Trials: o.trials, Warmup: o.warmup, Window: o.window, CheckInterval: o.interval,
-			Jitter: o.jitter, Timeout: o.timeout, Pprof: o.pprof, Logf: say})
+			Jitter: o.jitter, Timeout: o.timeout, Pprof: o.pprof, Logf: harness.Say})
 		results = append(results, res)
 		if err != nil {
-			say("%d blocks: %v", n, err)
+			harness.Say("%d blocks: %v", n, err)
 			failed = true
 		}
 		if len(res.LogOverlaps) > 0 || res.Outside.Counted() > 0 || len(res.Outside.Untraced) > 0 {
@@ -173,7 +160,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	fmt.Print(scale.Report(results))
-	say("results in %s", o.out)
+	harness.Say("results in %s", o.out)
 	if failed {
 		return fmt.Errorf("a measurement failed or found an overlap (see above)")
 	}
