@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
@@ -56,6 +58,9 @@ type behaviour struct {
 	blockCtx bool          // Start blocks until its context is cancelled
 	// shutdownDelay is how long Shutdown takes; shutdownErr what it returns.
 	shutdownDelay time.Duration
+	// metricsLead is how much sooner than that a metrics instance's
+	// Shutdown returns: its fence closes while its group still stops.
+	metricsLead time.Duration
 	// onShutdown, when set, runs in every Shutdown after the delay.
 	onShutdown  func()
 	shutdownErr error
@@ -74,6 +79,9 @@ type behaviour struct {
 	liveMu sync.Mutex // see born
 	hostMu sync.Mutex
 	host   component.Host // the host the last Start was given
+	// feed, when set, makes the metrics instances whose storage is set
+	// stream positions and checkpoint them (set before the replica starts).
+	feed *feed
 }
 
 // born counts a new instance in live, under liveMu, which waitLive takes
@@ -110,7 +118,7 @@ func testFactory(typ component.Type, b *behaviour) receiver.Factory {
 			<-b.createGate
 		}
 		b.instances.Add(1)
-		return &testReceiver{b: b, id: set.ID, signal: signal, cfg: cfg.(*testConfig), next: next}
+		return &testReceiver{b: b, id: set.ID, signal: signal, cfg: cfg.(*testConfig), next: next, shut: make(chan struct{})}
 	}
 	return receiver.NewFactory(typ,
 		func() component.Config { return &testConfig{Value: 1} },
@@ -130,7 +138,9 @@ type testReceiver struct {
 	cfg     *testConfig
 	next    consumer.Metrics
 	entered bool
-	down    sync.Once // Shutdown ends the instance's life once (behaviour.live)
+	down    sync.Once     // Shutdown ends the instance's life once (behaviour.live)
+	shut    chan struct{} // closed when Shutdown returns
+	shutOne sync.Once
 }
 
 func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
@@ -158,17 +168,27 @@ func (r *testReceiver) Start(ctx context.Context, host component.Host) error {
 		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 		m.SetName(r.id.String())
 		m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(int64(r.cfg.Value))
-		return r.next.ConsumeMetrics(ctx, md)
+		if err := r.next.ConsumeMetrics(ctx, md); err != nil {
+			return err
+		}
+		if r.b.feed != nil && r.cfg.Storage != "" {
+			return r.b.feed.start(r, host)
+		}
 	}
 	return nil
 }
 
 func (r *testReceiver) Shutdown(context.Context) error {
 	defer r.down.Do(r.b.live.Done)
+	defer r.shutOne.Do(func() { close(r.shut) })
 	if r.b.hang != nil {
 		<-r.b.hang
 	}
-	time.Sleep(r.b.shutdownDelay) // fake time inside a synctest bubble
+	delay := r.b.shutdownDelay
+	if r.signal == "metrics" {
+		delay = max(0, delay-r.b.metricsLead)
+	}
+	time.Sleep(delay) // fake time inside a synctest bubble
 	if r.b.onShutdown != nil {
 		r.b.onShutdown()
 	}
@@ -176,6 +196,78 @@ func (r *testReceiver) Shutdown(context.Context) error {
 		r.b.journal.stopped(r.b.replica, r.id.String(), r.signal)
 	}
 	return r.b.shutdownErr
+}
+
+// feed makes a test sub-receiver's metrics instance behave as contrib's
+// watch receivers do with their checkpoints (k8s_objects, k8s_events): it
+// resumes from the position in its storage, then every period sends the
+// next position of one stream, shared by every replica, down its pipeline
+// and, once that call has returned, stores it as its checkpoint. Like a
+// goroutine of k8s_cluster's, it outlives the instance's Shutdown by one
+// more position, sent after the instance's fence closed.
+type feed struct {
+	period time.Duration
+	seq    atomic.Int64 // the stream's last position handed out
+	// resumed is told the position each instance resumed from (0: none);
+	// late is told whether the storage took the position sent after the
+	// instance's Shutdown returned.
+	resumed func(replica string, pos int64)
+	late    func(replica string, pos int64, taken bool)
+}
+
+// feedMetric is the name of the metric that carries a feed's positions.
+const feedMetric = "feed"
+
+func (f *feed) start(r *testReceiver, host component.Host) error {
+	ext, ok := host.GetExtensions()[checkpointsID].(storage.Extension)
+	if !ok {
+		return errors.New("no lease_checkpoints")
+	}
+	client, err := ext.GetClient(context.Background(), component.KindReceiver, r.id, "")
+	if err != nil {
+		return err
+	}
+	v, err := client.Get(context.Background(), "pos")
+	if err != nil {
+		return err
+	}
+	var pos int64
+	if v != nil {
+		if pos, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return err
+		}
+	}
+	f.resumed(r.b.replica, pos)
+	r.b.born() // the replica's cleanup waits for this goroutine too
+	go func() {
+		defer r.b.live.Done()
+		for {
+			select {
+			case <-r.shut:
+				time.Sleep(time.Millisecond) // fake time: its fence has closed
+				pos, taken := f.send(r, client)
+				f.late(r.b.replica, pos, taken)
+				return
+			case <-time.After(f.period): // fake time
+				f.send(r, client)
+			}
+		}
+	}()
+	return nil
+}
+
+// send sends the next position and, if the pipeline call returned without
+// error, stores it; it reports the position and whether the storage took it.
+func (f *feed) send(r *testReceiver, client storage.Client) (int64, bool) {
+	pos := f.seq.Add(1)
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(feedMetric)
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(pos)
+	if err := r.next.ConsumeMetrics(context.Background(), md); err != nil {
+		return pos, false
+	}
+	return pos, client.Set(context.Background(), "pos", []byte(strconv.FormatInt(pos, 10))) == nil
 }
 
 // release lets every blocked Start and hung Shutdown return.

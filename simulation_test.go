@@ -1,6 +1,8 @@
 package leaderreceivercreator
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/utils/ptr"
 
@@ -28,7 +32,9 @@ import (
 // (journal.maxOverlap counts running instances across replicas, from their
 // Start to the return of their Shutdown). At every write to the Lease it
 // checks that no replica keeps the Lease renewed while it runs no group for
-// longer than a start may take (renewalCheck).
+// longer than a start may take (renewalCheck), and that the members'
+// checkpoints (lease_checkpoints) never move back and never past data that
+// did not reach a pipeline (checkpointCheck).
 //
 // make test runs seeds 1 to simDefaultSeeds; `make stress SEEDS=N` runs N
 // new ones.
@@ -43,7 +49,7 @@ const (
 // TestSimulationNeverRunsTwoGroups runs the simulation once per seed. Its
 // members' slow Shutdowns beside their failures, which give the Lease back,
 // would show a release before the group stopped as two groups at once.
-// Invariants S1, S8, S9.
+// Invariants S1, S8, S9, S16.
 func TestSimulationNeverRunsTwoGroups(t *testing.T) {
 	for _, seed := range simSeeds(t) {
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { simulate(t, seed) })
@@ -82,15 +88,22 @@ func simulate(t *testing.T, seed uint64) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		j := newJournal()
 		c := newCluster(j)
-		cfg := testConfigFor("testrcv")
+		cfg := simConfig()
 		renewals := newRenewalCheck(j, cfg)
-		c.onLeaseWrite = renewals.write
+		checkpoints := newCheckpointCheck(c, cfg)
+		c.onLeaseWrite = func(verb, prevHolder, holder string) {
+			renewals.write(verb, prevHolder, holder)
+			checkpoints.write(verb)
+		}
 		var reps []*replica
 		for _, name := range []string{"a", "b", "c"} {
-			rp := newReplica(t, c, name, testConfigFor("testrcv"))
+			rp := newReplica(t, c, name, simConfig())
 			// Its member's Shutdown is slow, within the stop budget (read
 			// by the member's goroutines: set before it starts).
 			rp.b.shutdownDelay = time.Duration(rng.IntN(2500)) * time.Millisecond
+			rp.b.metricsLead = rp.b.shutdownDelay / 2 // its feed's last position comes while the group stops
+			rp.b.feed = checkpoints.feed
+			rp.r.consumers.metrics = checkpoints.pipeline()
 			rp.start(t)
 			reps = append(reps, rp)
 		}
@@ -146,6 +159,9 @@ func simulate(t *testing.T, seed uint64) {
 			if bad := renewals.violations(); len(bad) > 0 {
 				fail("renewals without a group %v after faults %v", bad, faults)
 			}
+			if bad := checkpoints.violations(); len(bad) > 0 {
+				fail("checkpoints %v after faults %v", bad, faults)
+			}
 		}
 		// Healed: one replica leads again (after the back-off a member's
 		// failure costs, or lease_duration for an intruder's record or a
@@ -161,6 +177,12 @@ func simulate(t *testing.T, seed uint64) {
 		}
 		if bad := renewals.violations(); len(bad) > 0 {
 			fail("renewals without a group %v", bad)
+		}
+		if bad := checkpoints.violations(); len(bad) > 0 {
+			fail("checkpoints %v", bad)
+		}
+		if landed, resumed := checkpoints.exercised(); landed == 0 || resumed < 2 {
+			fail("%d writes carried a checkpoint and %d members resumed from one: the checkpoints were not exercised", landed, resumed)
 		}
 		leading, out, acquired := 0, 0, 0
 		for _, rp := range reps {
@@ -251,4 +273,155 @@ func (rc *renewalCheck) violations() []string {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return slices.Clone(rc.bad)
+}
+
+// simConfig is the simulation's block: one test sub-receiver that keeps its
+// checkpoints in the Lease (lease_checkpoints).
+func simConfig() *Config {
+	cfg := testConfigFor("testrcv")
+	cfg.Checkpoints.Enabled = true
+	cfg.Receivers["testrcv"]["storage"] = checkpointsID.String()
+	return cfg
+}
+
+// checkpointCheck sees every write to the Lease, and every position of the
+// replicas' feeds (feed) that reached a pipeline, and records:
+//
+//   - a write that moved the checkpoint back (a write of an ended term
+//     landed, or a term wrote a state older than the one it took over);
+//   - a write that carried a position whose data never reached a pipeline
+//     (a checkpoint moved past data the fence dropped);
+//   - a member that resumed from another position than the Lease's last
+//     one (the next leader read a stale state);
+//   - a position stored after its instance's Shutdown had returned.
+//
+// A Lease created anew (after a deletion) starts with no checkpoint.
+type checkpointCheck struct {
+	c             *cluster
+	leaseDuration time.Duration
+	feed          *feed
+
+	mu        sync.Mutex
+	delivered map[int64]bool // positions that reached a pipeline
+	last      int64          // the position the Lease carries (0: none)
+	created   time.Time      // when the Lease was last created
+	landed    int            // writes that carried a position
+	resumed   int            // instances that resumed from a position
+	bad       []string
+}
+
+func newCheckpointCheck(c *cluster, cfg *Config) *checkpointCheck {
+	cc := &checkpointCheck{c: c, leaseDuration: cfg.LeaderElection.LeaseDuration, delivered: map[int64]bool{}}
+	cc.feed = &feed{period: 300 * time.Millisecond, resumed: cc.resume, late: cc.late}
+	return cc
+}
+
+// pipeline is a replica's metrics pipeline: it records the feed's positions.
+func (cc *checkpointCheck) pipeline() consumer.Metrics {
+	next, _ := consumer.NewMetrics(func(_ context.Context, md pmetric.Metrics) error {
+		rms := md.ResourceMetrics()
+		for i := range rms.Len() {
+			sms := rms.At(i).ScopeMetrics()
+			for j := range sms.Len() {
+				ms := sms.At(j).Metrics()
+				for k := range ms.Len() {
+					if m := ms.At(k); m.Name() == feedMetric {
+						dps := m.Gauge().DataPoints()
+						cc.mu.Lock()
+						for l := range dps.Len() {
+							cc.delivered[dps.At(l).IntValue()] = true
+						}
+						cc.mu.Unlock()
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return next
+}
+
+// write is called, through cluster.onLeaseWrite, under the fake API
+// server's lock, right after it applied the write.
+func (cc *checkpointCheck) write(verb string) {
+	obj, err := cc.c.tracker.Get(leasesGVR, "ns", "lease")
+	if err != nil {
+		return
+	}
+	pos, err := positionOf(obj.(*coordinationv1.Lease))
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	now := time.Now().Format(time.TimeOnly + ".000")
+	switch {
+	case err != nil:
+		cc.bad = append(cc.bad, fmt.Sprintf("%s: unreadable at %s: %v", verb, now, err))
+		return
+	case verb == "create":
+		cc.created = time.Now()
+		cc.last = 0
+	case pos < cc.last:
+		cc.bad = append(cc.bad, fmt.Sprintf("%s at %s moved the checkpoint back from %d to %d", verb, now, cc.last, pos))
+	}
+	if pos > 0 && !cc.delivered[pos] {
+		cc.bad = append(cc.bad, fmt.Sprintf("%s at %s carried position %d, whose data reached no pipeline", verb, now, pos))
+	}
+	if pos > 0 && pos != cc.last {
+		cc.landed++
+	}
+	cc.last = pos
+}
+
+// positionOf is the feed's position in a version of the Lease (0: none).
+func positionOf(l *coordinationv1.Lease) (int64, error) {
+	v := l.Annotations[checkpointsAnnotation]
+	if v == "" {
+		return 0, nil
+	}
+	var state checkpointState
+	if err := json.Unmarshal([]byte(v), &state); err != nil {
+		return 0, err
+	}
+	p := state[storageKey("testrcv", "")]["pos"]
+	if p == nil {
+		return 0, nil
+	}
+	return strconv.ParseInt(string(p), 10, 64)
+}
+
+// resume is told the position an instance resumed from: the Lease's last
+// one, unless the Lease was re-created meanwhile (a term won just before a
+// deletion starts from the version it won).
+func (cc *checkpointCheck) resume(replica string, pos int64) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if pos > 0 {
+		cc.resumed++
+	}
+	if pos != cc.last && time.Since(cc.created) > cc.leaseDuration {
+		cc.bad = append(cc.bad, fmt.Sprintf("%s resumed from %d at %s, the Lease carried %d",
+			replica, pos, time.Now().Format(time.TimeOnly+".000"), cc.last))
+	}
+}
+
+// late is told whether the storage took the position an instance sent after
+// its Shutdown had returned: it must not.
+func (cc *checkpointCheck) late(replica string, pos int64, taken bool) {
+	if !taken {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.bad = append(cc.bad, fmt.Sprintf("%s stored position %d after its Shutdown returned", replica, pos))
+}
+
+func (cc *checkpointCheck) violations() []string {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return slices.Clone(cc.bad)
+}
+
+func (cc *checkpointCheck) exercised() (landed, resumed int) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.landed, cc.resumed
 }

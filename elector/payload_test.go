@@ -3,7 +3,9 @@ package elector
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -33,7 +35,7 @@ func payloadOf(t *testing.T, cs *fake.Clientset) string {
 // is sent.
 func countWrites(cs *fake.Clientset) *atomic.Int64 {
 	var n atomic.Int64
-	cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
 		if v := a.GetVerb(); v == "create" || v == "update" {
 			n.Add(1)
 		}
@@ -94,7 +96,7 @@ func TestPayloadOfAnEndedTermNeverLands(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
 		var cut atomic.Bool
-		cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
 			if cut.Load() && a.(interface{ GetVerb() string }).GetVerb() != "watch" {
 				if s, ok := a.(k8stesting.UpdateAction); ok && s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity != nil &&
 					*s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity == "a" {
@@ -230,5 +232,119 @@ func TestClientGoCandidateKeepsThePayload(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "kept", termB.Payload())
 		termB.Abandon()
+	})
+}
+
+// A value a term set but never wrote does not outlive the term: when the
+// same candidate wins the Lease again, its take-over writes the version it
+// read, and the new term starts from that version's payload. Here a is cut
+// off with a value set after its last renewal landed ("a2"); b takes the
+// expired Lease, writes "b1" and releases it; a takes it back and must
+// neither write "a2" over "b1" nor start from it. Then a loses its record
+// the same way and wins it back by renewing it (its own spec): it starts
+// from what that record carries, not from what its ended term had set.
+// Invariants S3, S16.
+func TestPayloadOfAnEndedTermDoesNotLeakIntoTheNextOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		var cut atomic.Bool
+		cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
+			if s, ok := a.(k8stesting.UpdateAction); ok && cut.Load() {
+				if h := s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity; h != nil && *h == "a" {
+					return true, nil, errors.New("connection refused")
+				}
+			}
+			return false, nil, nil
+		})
+		landed := watchPayloads(t, cs)
+		a := newElector(t, cs, "a", withPayload)
+		a1, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, a1.SetPayload("a1"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Equal(t, "a1", payloadOf(t, cs))
+
+		cut.Store(true)
+		require.NoError(t, a1.SetPayload("a2")) // never written
+		<-a1.Lost()
+		a1.Abandon() // as the runner does after a loss
+
+		b := newElector(t, cs, "b", withPayload)
+		termB, err := b.Campaign(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, termB.SetPayload("b1"))
+		released, err := termB.Release(context.Background())
+		require.NoError(t, err)
+		require.True(t, released)
+
+		cut.Store(false)
+		a2, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "b1", a2.Payload(), "a's new term starts from its ended term's value")
+		time.Sleep(2 * time.Second) // a renewal
+		synctest.Wait()
+		assert.Equal(t, "b1", payloadOf(t, cs))
+		require.NoError(t, a2.SetPayload("a3"))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		require.Equal(t, "a3", payloadOf(t, cs))
+
+		// Lost again with a value never written, then won back at once by
+		// renewing its own record, before anyone else may take it.
+		cut.Store(true)
+		require.NoError(t, a2.SetPayload("a4"))
+		<-a2.Lost()
+		a2.Abandon()
+		cut.Store(false)
+		a3, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "a", *getLease(t, cs).Spec.HolderIdentity)
+		assert.Equal(t, "a3", a3.Payload())
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, "a3", payloadOf(t, cs))
+		a3.Abandon()
+		synctest.Wait()
+		assert.NotContains(t, landed(), "a2")
+		assert.NotContains(t, landed(), "a4")
+	})
+}
+
+// SetPayload races Release: every value it accepted is in the release (or
+// superseded by a later accepted one), and from the moment Release begins
+// none is accepted, so nothing set after the group stopped reaches the
+// Lease. Run with -race.
+// Invariants S8, S16.
+func TestSetPayloadRacingReleaseLosesNothingAndAddsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cs := newClientset(freeLease())
+		a := newElector(t, cs, "a", withPayload)
+		term, err := a.Campaign(context.Background())
+		require.NoError(t, err)
+		time.Sleep(3 * time.Second) // a renewal first
+		synctest.Wait()
+		var accepted atomic.Int64
+		setter := make(chan struct{})
+		go func() { // spins without blocking: fake time stands still meanwhile
+			defer close(setter)
+			for i := int64(1); ; i++ {
+				if err := term.SetPayload(strconv.FormatInt(i, 10)); err != nil {
+					assert.ErrorIs(t, err, ErrTermEnded)
+					return
+				}
+				accepted.Store(i)
+			}
+		}()
+		for accepted.Load() < 100 {
+			runtime.Gosched()
+		}
+		released, err := term.Release(context.Background())
+		require.NoError(t, err)
+		require.True(t, released)
+		<-setter
+		assert.Equal(t, strconv.FormatInt(accepted.Load(), 10), payloadOf(t, cs),
+			"the release does not carry the last value accepted before it")
+		assert.ErrorIs(t, term.SetPayload("late"), ErrTermEnded)
 	})
 }
