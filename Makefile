@@ -195,7 +195,7 @@ lossless: distribution $(BIN)/otelcol-peer
 scale: distribution
 	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader $(SCALE_FLAGS)
 
-## standby-cost: RSS of a standby of distribution/config.yaml's block against the same binary without our block, 7 pairs read 60 s after start (docs/performance.md; not part of make test)
+## standby-cost: RSS of a standby of distribution/config.yaml's block against the same binary without our block, 7 pairs read 60 s after start, both run as in a pod (auth_type serviceAccount: needs root and unshare; SCALE_FLAGS=--auth=kubeConfig otherwise) (docs/performance.md; not part of make test)
 standby-cost: distribution
 	cd e2e && $(GO) run ./cmd/scale --collector $(BIN)/otelcol-leader --standby-cost --out standby-cost-results.json $(SCALE_FLAGS)
 

@@ -149,7 +149,7 @@ func median(s *Steady, role string, f func(Usage) float64) float64 {
 // StandbyReport is the Markdown of the standby-cost comparison.
 func StandbyReport(r StandbyResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nRead %.0f s after start, %d runs (pairs started together), %s:\n\n", r.After, len(r.Baseline), r.Began.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "\nRead %.0f s after start, %d runs (pairs started together), auth_type %s, %s:\n\n", r.After, len(r.Baseline), r.Auth, r.Began.UTC().Format("2006-01-02 15:04 UTC"))
 	b.WriteString("| process | RSS median | min | max | of it anonymous | of it file (the binary) | Go runtime from the OS | Go heap | threads |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	stats := func(name string, rds []Reading) (float64, float64) {
 		var rss, anon, file, sys, heap, th []float64

@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,8 +32,18 @@ type StandbyOptions struct {
 	// written to it and both keep running until it is removed (to inspect
 	// them: /proc/<pid>/pagemap, pprof).
 	HoldFile string
-	Logf     func(format string, args ...any)
+	// Auth is how every process reaches the API server: AuthKubeConfig (a
+	// kubeconfig file, as outside a cluster) or AuthServiceAccount (as in a
+	// pod; see podWrapper).
+	Auth string
+	Logf func(format string, args ...any)
 }
+
+// The values of StandbyOptions.Auth, as the block's auth_type names them.
+const (
+	AuthKubeConfig     = "kubeConfig"
+	AuthServiceAccount = "serviceAccount"
+)
 
 // Reading is one process read After its start.
 type Reading struct {
@@ -53,6 +64,7 @@ type Reading struct {
 // StandbyResult compares the standby with the baseline, run by run.
 type StandbyResult struct {
 	Began    time.Time `json:"began"`
+	Auth     string    `json:"auth_type"`
 	After    float64   `json:"after_seconds"`
 	Baseline []Reading `json:"baseline"` // Baseline(): no leader_receiver_creator
 	Standby  []Reading `json:"standby"`  // Standby(): distribution/config.yaml's block, another replica leading
@@ -67,7 +79,19 @@ func StandbyCost(ctx context.Context, o StandbyOptions) (StandbyResult, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	res := StandbyResult{Began: time.Now(), After: o.After.Seconds()}
+	res := StandbyResult{Began: time.Now(), After: o.After.Seconds(), Auth: o.Auth}
+	collector := o.Collector
+	switch o.Auth {
+	case AuthKubeConfig:
+	case AuthServiceAccount:
+		w, err := podWrapper(o.Dir, o.Collector)
+		if err != nil {
+			return res, err
+		}
+		collector = w
+	default:
+		return res, fmt.Errorf("auth %q: %s or %s", o.Auth, AuthKubeConfig, AuthServiceAccount)
+	}
 	start := func(name, config string, replicas int) (*harness.Run, map[int]string, func(), error) {
 		dir := filepath.Join(o.Dir, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -85,13 +109,17 @@ func StandbyCost(ctx context.Context, o StandbyOptions) (StandbyResult, error) {
 		var mu sync.Mutex
 		run, err := harness.Start(ctx, t, harness.Options{
 			ControlPlane: o.ControlPlane, DeployDir: o.DeployDir, Namespace: name,
-			Fleet: fleet.Options{Collector: o.Collector, Config: path, Replicas: replicas, Dir: filepath.Join(dir, "fleet")},
-			ReplicaEnv: func(i int, _ controlplane.Credentials) map[string]string {
+			Fleet: fleet.Options{Collector: collector, Config: path, Replicas: replicas, Dir: filepath.Join(dir, "fleet")},
+			ReplicaEnv: func(i int, cr controlplane.Credentials) map[string]string {
 				p, _ := proc.FreePort()
 				mu.Lock()
 				defer mu.Unlock()
 				pprofAddr[i] = fmt.Sprintf("127.0.0.1:%d", p)
-				return map[string]string{"PPROF_ENDPOINT": pprofAddr[i]}
+				env := map[string]string{"PPROF_ENDPOINT": pprofAddr[i]}
+				if o.Auth == AuthServiceAccount {
+					maps.Copy(env, podEnv(o.ControlPlane, cr))
+				}
+				return env
 			},
 		})
 		if err != nil {

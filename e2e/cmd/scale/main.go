@@ -45,7 +45,7 @@ type options struct {
 	pprof, keep, standbyCost     bool
 	runs                         int
 	after                        time.Duration
-	out, workDir, hold           string
+	out, workDir, hold, auth     string
 }
 
 func main() {
@@ -69,6 +69,7 @@ func realMain() int {
 	flag.BoolVar(&o.standbyCost, "standby-cost", false, "measure a standby's own cost instead")
 	flag.IntVar(&o.runs, "runs", 7, "standby cost: pairs of processes")
 	flag.DurationVar(&o.after, "after", 60*time.Second, "standby cost: from the start to the reading")
+	flag.StringVar(&o.auth, "auth", scale.AuthServiceAccount, "standby cost: how the processes reach the API server: serviceAccount (as in a pod: token and CA at /var/run/secrets/kubernetes.io/serviceaccount in a mount namespace of their own; needs root and unshare) or kubeConfig")
 	flag.StringVar(&o.hold, "hold", "", "standby cost: after the first reading, write the pair's PIDs to this file and keep them running until it is removed")
 	flag.StringVar(&o.out, "out", "scale-results.json", "JSON results")
 	flag.StringVar(&o.workDir, "work-dir", "", "directory for configurations, logs and profiles (default: a temporary one, removed unless --keep)")
@@ -117,7 +118,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("--runs %d: at least 5", o.runs)
 		}
 		res, err := scale.StandbyCost(ctx, scale.StandbyOptions{ControlPlane: cp, Collector: o.collector, DeployDir: o.deployDir,
-			Dir: o.workDir, Runs: o.runs, After: o.after, Pprof: o.pprof, HoldFile: o.hold, Logf: harness.Say})
+			Dir: o.workDir, Runs: o.runs, After: o.after, Pprof: o.pprof, HoldFile: o.hold, Auth: o.auth, Logf: harness.Say})
 		if err != nil {
 			return err
 		}
