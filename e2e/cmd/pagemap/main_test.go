@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"testing"
@@ -92,6 +94,35 @@ func TestOnlyIn(t *testing.T) {
 }
 
 func TestNotAGoBinaryIsRefused(t *testing.T) {
-	_, err := parsePclntab(make([]byte, 80))
+	_, err := parsePclntab(make([]byte, 80), 0, 0, 0)
 	require.ErrorContains(t, err, "not a 64-bit Go 1.20+ table")
+}
+
+// In a binary with a symbol table, go:func.* starts where parsePclntab
+// would take it to start without one, and the funcdata of its functions is
+// attributed to their packages.
+func TestFuncdataStartsWhereTheLinkerPutsIt(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	require.NoError(t, os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644))
+	exe := filepath.Join(dir, "hello")
+	cmd := exec.Command("go", "build", "-o", exe, src)
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GO111MODULE=off")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	img, err := openImage(exe)
+	require.NoError(t, err)
+	defer func() { _ = img.Close() }()
+	require.NotZero(t, img.pclnT.findfunctab, "the symbol table names runtime.findfunctab")
+	data, err := img.pcln.Data()
+	require.NoError(t, err)
+	estimated, err := parsePclntab(data, img.pcln.Addr, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, img.pclnT.gofunc, estimated.gofunc)
+	var fmtFuncdata bool
+	for _, m := range img.pclnT.marks {
+		fmtFuncdata = fmtFuncdata || m.name == "funcdata fmt"
+	}
+	require.True(t, fmtFuncdata)
 }

@@ -113,7 +113,18 @@ func openImage(path string) (*image, error) {
 			_ = f.Close()
 			return nil, err
 		}
-		if img.pclnT, err = parsePclntab(data); err != nil {
+		var gofunc, findfunctab uint64
+		if syms, err := f.Symbols(); err == nil {
+			for _, s := range syms {
+				switch s.Name {
+				case "go:func.*":
+					gofunc = s.Value - img.pcln.Addr
+				case "runtime.findfunctab":
+					findfunctab = s.Value - img.pcln.Addr
+				}
+			}
+		}
+		if img.pclnT, err = parsePclntab(data, img.pcln.Addr, gofunc, findfunctab); err != nil {
 			_ = f.Close()
 			return nil, err
 		}

@@ -10,9 +10,13 @@ import (
 // 0xfffffff1), the tables of each function: its _func record and its
 // pc-value tables (stack sizes, files, lines, pcdata) in pctab, which the
 // runtime reads to scan and grow stacks and to unwind them. Other tables
-// (names, compilation units, files) are named as a whole.
+// (names, compilation units, files) are named as a whole. The section
+// also holds, after the _func records, each function's funcdata (go:func.*:
+// stack maps, argument maps, inlining trees), attributed by package too,
+// and runtime.findfunctab, the index from a PC to its function.
 type pclnTables struct {
 	funcname, cu, filetab, pctab, pcln uint64
+	gofunc, findfunctab                uint64 // offsets; findfunctab 0 if unknown
 	marks                              []mark // by offset
 }
 
@@ -23,7 +27,12 @@ type mark struct {
 
 const pclnMagic = 0xfffffff1
 
-func parsePclntab(d []byte) (pclnTables, error) {
+// parsePclntab reads d, the section's bytes. gofunc and findfunctab are
+// the offsets of go:func.* and runtime.findfunctab in it if the symbol
+// table has them, else 0: go:func.* is then taken to start at the end of
+// the last _func record, its address (addr is the section's) aligned to 16
+// bytes, as the linker lays it out.
+func parsePclntab(d []byte, addr, gofunc, findfunctab uint64) (pclnTables, error) {
 	var t pclnTables
 	if len(d) < 72 || binary.LittleEndian.Uint32(d) != pclnMagic || d[7] != 8 {
 		return t, fmt.Errorf(".gopclntab: not a 64-bit Go 1.20+ table (magic %#x)", binary.LittleEndian.Uint32(d))
@@ -36,6 +45,12 @@ func parsePclntab(d []byte) (pclnTables, error) {
 		return t, fmt.Errorf(".gopclntab: %d functions do not fit", nfunc)
 	}
 	t.marks = append(t.marks, mark{t.pcln, "ftab (function addresses)"})
+	type funcdata struct {
+		pkg  string
+		offs []uint64
+	}
+	var fds []funcdata
+	var end uint64 // of the last _func record
 	for i := range nfunc {
 		f := t.pcln + u32(t.pcln+i*8+4) // the _func record
 		if f+44 > uint64(len(d)) {
@@ -49,11 +64,33 @@ func parsePclntab(d []byte) (pclnTables, error) {
 				t.marks = append(t.marks, mark{t.pctab + off, "pctab " + pkg})
 			}
 		}
-		for j := range u32(f + 28) { // npcdata
+		npcdata, nfuncdata := u32(f+28), uint64(d[f+43])
+		for j := range npcdata {
 			if off := u32(f + 44 + 4*j); off != 0 {
 				t.marks = append(t.marks, mark{t.pctab + off, "pctab " + pkg})
 			}
 		}
+		fd := funcdata{pkg: pkg}
+		for j := range nfuncdata {
+			if off := u32(f + 44 + 4*npcdata + 4*j); off != 0xffffffff {
+				fd.offs = append(fd.offs, off)
+			}
+		}
+		fds = append(fds, fd)
+		end = max(end, f+44+4*npcdata+4*nfuncdata)
+	}
+	t.gofunc, t.findfunctab = gofunc, findfunctab
+	if t.gofunc == 0 {
+		t.gofunc = (addr+end+15)&^15 - addr
+	}
+	t.marks = append(t.marks, mark{t.gofunc, "funcdata (go:func.*)"})
+	for _, fd := range fds {
+		for _, off := range fd.offs {
+			t.marks = append(t.marks, mark{t.gofunc + off, "funcdata " + fd.pkg})
+		}
+	}
+	if t.findfunctab != 0 {
+		t.marks = append(t.marks, mark{t.findfunctab, "findfunctab (PC to function)"})
 	}
 	sort.SliceStable(t.marks, func(i, j int) bool { return t.marks[i].off < t.marks[j].off })
 	return t, nil
