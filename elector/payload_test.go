@@ -95,16 +95,7 @@ func TestPayloadTravelsWithRenewalsAndTheRelease(t *testing.T) {
 func TestPayloadOfAnEndedTermNeverLands(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
-		var cut atomic.Bool
-		cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
-			if cut.Load() && a.(interface{ GetVerb() string }).GetVerb() != "watch" {
-				if s, ok := a.(k8stesting.UpdateAction); ok && s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity != nil &&
-					*s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity == "a" {
-					return true, nil, errors.New("connection refused")
-				}
-			}
-			return false, nil, nil
-		})
+		cut := cutUpdatesBy(cs, "a")
 		a := newElector(t, cs, "a", withPayload)
 		termA, err := a.Campaign(context.Background())
 		require.NoError(t, err)
@@ -247,15 +238,7 @@ func TestClientGoCandidateKeepsThePayload(t *testing.T) {
 func TestPayloadOfAnEndedTermDoesNotLeakIntoTheNextOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cs := newClientset(freeLease())
-		var cut atomic.Bool
-		cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
-			if s, ok := a.(k8stesting.UpdateAction); ok && cut.Load() {
-				if h := s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity; h != nil && *h == "a" {
-					return true, nil, errors.New("connection refused")
-				}
-			}
-			return false, nil, nil
-		})
+		cut := cutUpdatesBy(cs, "a")
 		landed := watchPayloads(t, cs)
 		a := newElector(t, cs, "a", withPayload)
 		a1, err := a.Campaign(context.Background())
@@ -347,4 +330,20 @@ func TestSetPayloadRacingReleaseLosesNothingAndAddsNothing(t *testing.T) {
 			"the release does not carry the last value accepted before it")
 		assert.ErrorIs(t, term.SetPayload("late"), ErrTermEnded)
 	})
+}
+
+// cutUpdatesBy makes every update of the Lease that names holder as its
+// holder fail as if the API server were unreachable, while the returned
+// flag is set.
+func cutUpdatesBy(cs *fake.Clientset, holder string) *atomic.Bool {
+	cut := new(atomic.Bool)
+	cs.PrependReactor("*", "leases", func(a k8stesting.Action) (bool, kruntime.Object, error) {
+		if s, ok := a.(k8stesting.UpdateAction); ok && cut.Load() {
+			if h := s.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity; h != nil && *h == holder {
+				return true, nil, errors.New("connection refused")
+			}
+		}
+		return false, nil, nil
+	})
+	return cut
 }
