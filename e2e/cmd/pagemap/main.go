@@ -69,9 +69,10 @@ func run(binary string, a, b, top int) error {
 	if err != nil {
 		return err
 	}
-	d := img.attribute(onlyIn(rb, ra))
+	onlyB := onlyIn(rb, ra)
+	d := img.attribute(onlyB)
 	fmt.Printf("pages of %s resident: %d %.2f MiB, %d %.2f MiB\n", binary, a, mib(len(ra)), b, mib(len(rb)))
-	fmt.Printf("only in %d: %.2f MiB; only in %d: %.2f MiB\n", b, mib(len(onlyIn(rb, ra))), a, mib(len(onlyIn(ra, rb))))
+	fmt.Printf("only in %d: %.2f MiB; only in %d: %.2f MiB\n", b, mib(len(onlyB)), a, mib(len(onlyIn(ra, rb))))
 	fmt.Printf("\nonly in %d, by section:\n%s", b, table(d.sections, top))
 	fmt.Printf("\nonly in %d, .gopclntab by table and package:\n%s", b, table(d.pclntab, top))
 	fmt.Printf("\nonly in %d, .text by package (an unstripped binary):\n%s", b, table(d.text, top))

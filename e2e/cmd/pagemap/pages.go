@@ -99,32 +99,32 @@ func openImage(path string) (*image, error) {
 		return nil, err
 	}
 	img := &image{f: f, pcln: f.Section(".gopclntab")}
+	var gofunc, findfunctab uint64 // addresses, 0 if the symbol table has none
 	if syms, err := f.Symbols(); err == nil {
 		for _, s := range syms {
-			if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0 {
+			switch {
+			case s.Name == "go:func.*":
+				gofunc = s.Value
+			case s.Name == "runtime.findfunctab":
+				findfunctab = s.Value
+			case elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Size > 0:
 				img.syms = append(img.syms, s)
 			}
 		}
 		sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
 	}
 	if img.pcln != nil {
-		data, err := img.pcln.Data()
-		if err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		var gofunc, findfunctab uint64
-		if syms, err := f.Symbols(); err == nil {
-			for _, s := range syms {
-				switch s.Name {
-				case "go:func.*":
-					gofunc = s.Value - img.pcln.Addr
-				case "runtime.findfunctab":
-					findfunctab = s.Value - img.pcln.Addr
-				}
+		offset := func(addr uint64) uint64 { // in the section; 0 stays unknown
+			if addr == 0 {
+				return 0
 			}
+			return addr - img.pcln.Addr
 		}
-		if img.pclnT, err = parsePclntab(data, img.pcln.Addr, gofunc, findfunctab); err != nil {
+		data, err := img.pcln.Data()
+		if err == nil {
+			img.pclnT, err = parsePclntab(data, img.pcln.Addr, offset(gofunc), offset(findfunctab))
+		}
+		if err != nil {
 			_ = f.Close()
 			return nil, err
 		}

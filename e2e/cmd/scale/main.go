@@ -85,6 +85,12 @@ func realMain() int {
 }
 
 func run(ctx context.Context, o options) error {
+	if o.standbyCost && o.runs < 5 {
+		return fmt.Errorf("--runs %d: at least 5", o.runs)
+	}
+	if o.standbyCost && o.auth != scale.AuthServiceAccount && o.auth != scale.AuthKubeConfig {
+		return fmt.Errorf("--auth %q: %s or %s", o.auth, scale.AuthServiceAccount, scale.AuthKubeConfig)
+	}
 	for _, p := range []*string{&o.collector, &o.deployDir, &o.out} {
 		a, err := filepath.Abs(*p)
 		if err != nil {
@@ -114,9 +120,6 @@ func run(ctx context.Context, o options) error {
 	defer func() { _ = cp.Stop() }()
 
 	if o.standbyCost {
-		if o.runs < 5 {
-			return fmt.Errorf("--runs %d: at least 5", o.runs)
-		}
 		res, err := scale.StandbyCost(ctx, scale.StandbyOptions{ControlPlane: cp, Collector: o.collector, DeployDir: o.deployDir,
 			Dir: o.workDir, Runs: o.runs, After: o.after, Pprof: o.pprof, HoldFile: o.hold, Auth: o.auth, Logf: harness.Say})
 		if err != nil {
